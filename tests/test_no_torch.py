@@ -1,0 +1,18 @@
+"""The runtime side must import no torch: an edge box has numpy, onnxruntime and our extension only."""
+
+import subprocess
+import sys
+
+RUNTIME_MODULES = ["showo_sdk", "showo_sdk.config", "showo_sdk.prompting", "showo_sdk.masks", "showo_sdk.canvas",
+                   "showo_sdk.imageio", "showo_sdk.tokenizer", "showo_sdk.sampling"]
+
+
+def test_runtime_side_imports_no_torch():
+    code = ("import sys, importlib\n"
+            f"for m in {RUNTIME_MODULES!r}: importlib.import_module(m)\n"
+            "import showo_sdk\n"
+            "try:\n    showo_sdk.Runtime\nexcept (ImportError, AttributeError):\n    pass\n"
+            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]\n"
+            "assert not bad, bad[:5]\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
