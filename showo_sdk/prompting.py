@@ -119,30 +119,40 @@ class Prompting:
         mid = np.array([lay.eoi_id, lay.bos_id], dtype=np.int64)
         return np.concatenate([np.broadcast_to(head, (b, 2)), image, np.broadcast_to(mid, (b, 2)), q], axis=1)
 
-    def mmu_train_ids(self, image_codes: np.ndarray, text_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Captioning / VQA training rows: image prefix + ``[bos] + text + [eos]`` right-padded to max_text_len.
+    def mmu_train_ids(self, image_codes: np.ndarray, text_ids: Sequence[Sequence[int]],
+                      prompt_ids: Sequence[Sequence[int]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Captioning / VQA training rows: image prefix + ``[bos] + prompt + text + [eos]``, right-padded.
 
-        Returns (ids, labels); labels are the text after <|eoi|> (PAD -> IGNORE), image part IGNORE.
+        The text part is padded to max_text_len. Returns (ids, labels): labels are the text after
+        <|eoi|> (PAD -> IGNORE); with ``prompt_ids`` (e.g. the VQA question template) only the answer
+        and eos are labelled, so the model learns to answer, not to ask.
         """
         image = self.image_ids(image_codes)
         lay = self.layout
         width = self.config.max_text_len
-        rows = []
-        for t in text_ids:
-            text = _check_ids(t, "caption", lay.text_vocab_size)
-            if not text or text[0] != lay.bos_id:
-                text = [lay.bos_id] + text
-            temp = text + [lay.eos_id]
-            temp = temp + [lay.pad_id] * (width - len(temp)) if len(temp) <= width else temp[: width - 1] + [lay.eos_id]
-            rows.append(temp)
-        text_arr = np.array(rows, dtype=np.int64)
+        prompts = prompt_ids if prompt_ids is not None else [[] for _ in text_ids]
+        if len(prompts) != len(text_ids) or len(text_ids) != image.shape[0]:
+            raise InputError(f"need one text (and prompt) per image: {image.shape[0]} images, "
+                             f"{len(text_ids)} texts, {len(prompts)} prompts")
+        rows, label_rows = [], []
+        for prompt, t in zip(prompts, text_ids):
+            head = [lay.bos_id] + _check_ids(prompt, "prompt", lay.text_vocab_size)
+            text = _check_ids(t, "text", lay.text_vocab_size)
+            if prompt_ids is None and text and text[0] == lay.bos_id:
+                text = text[1:]
+            temp = head + text + [lay.eos_id]
+            labels = ([IGNORE_INDEX] * len(head) if prompt_ids is not None else head) + text + [lay.eos_id]
+            if len(temp) > width:
+                temp, labels = temp[: width - 1] + [lay.eos_id], labels[: width - 1] + [lay.eos_id]
+            pad = width - len(temp)
+            rows.append(temp + [lay.pad_id] * pad)
+            label_rows.append(labels + [IGNORE_INDEX] * pad)
         b = image.shape[0]
-        head = np.broadcast_to(np.array([lay.mmu_id, lay.soi_id], dtype=np.int64), (b, 2))
+        head_ids = np.broadcast_to(np.array([lay.mmu_id, lay.soi_id], dtype=np.int64), (b, 2))
         eoi = np.full((b, 1), lay.eoi_id, dtype=np.int64)
-        ids = np.concatenate([head, image, eoi, text_arr], axis=1)
+        ids = np.concatenate([head_ids, image, eoi, np.array(rows, dtype=np.int64)], axis=1)
         labels = np.full_like(ids, IGNORE_INDEX)
-        prefix = ids.shape[1] - width
-        labels[:, prefix:] = np.where(text_arr == lay.pad_id, IGNORE_INDEX, text_arr)
+        labels[:, ids.shape[1] - width:] = np.array(label_rows, dtype=np.int64)
         return ids, labels
 
     # ---- LM ----------------------------------------------------------------------------------

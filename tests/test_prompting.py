@@ -100,3 +100,16 @@ def test_bad_text_ids():
         p.t2i_ids([[50300]])
     with pytest.raises(InputError, match="tokenizer"):
         p.t2i(["hello"])
+
+
+def test_mmu_qa_rows_label_only_the_answer():
+    cfg = ShowoConfig()
+    p = Prompting(cfg)
+    ids, labels = p.mmu_train_ids(np.zeros((1, 256), dtype=np.int64), [[40, 41]], prompt_ids=[[30, 31, 32]])
+    text = ids[0, 259:]
+    assert text[:7].tolist() == [50256, 30, 31, 32, 40, 41, 50256] and (text[7:] == 50295).all()
+    lab = labels[0, 259:]
+    assert lab[:4].tolist() == [IGNORE_INDEX] * 4 and lab[4:7].tolist() == [40, 41, 50256]
+    assert (lab[7:] == IGNORE_INDEX).all()
+    with pytest.raises(InputError, match="one text"):
+        p.mmu_train_ids(np.zeros((2, 256), dtype=np.int64), [[1]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +168,12 @@ def load_showo(path: str | os.PathLike, llm_config: str | os.PathLike | None = N
 
 
 def save_pretrained(model: ShowoTransformer, path: str | os.PathLike, config: ShowoConfig,
-                    tokenizer=None, vq=None, overwrite: bool = True) -> None:
-    """Write our format atomically (the directory appears complete or not at all), with the VQ in ``vq/``."""
+                    tokenizer=None, vq=None, overwrite: bool = True,
+                    extra: Callable[[Path], None] | None = None) -> None:
+    """Write our format atomically (the directory appears complete or not at all), with the VQ in ``vq/``.
+
+    ``extra(tmp_dir)`` may add files (e.g. optimizer state) inside the same atomic write.
+    """
     from safetensors.torch import save_file
 
     if config.transformer != model.config:
@@ -184,3 +189,5 @@ def save_pretrained(model: ShowoTransformer, path: str | os.PathLike, config: Sh
             from .magvit_io import save_pretrained as save_vq
 
             save_vq(vq, tmp / "vq")
+        if extra is not None:
+            extra(tmp)
