@@ -1,0 +1,158 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from showo_sdk.model.showo_io import load_showo
+from showo_sdk.prompting import IGNORE_INDEX
+from showo_sdk.train.batches import BatchBuilder
+from showo_sdk.train.losses import showo_losses
+from showo_sdk.train.masking import mask_image_tokens
+from showo_sdk.train.optim import cosine_lr, load_optimizer, make_optimizer, param_groups, save_optimizer
+from showo_sdk.train.trainer import Example, StageConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def examples(cfg, n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    k, tv = cfg.layout.codebook_size, cfg.layout.text_vocab_size
+    out = []
+    for i in range(n):
+        cap = rng.integers(1, tv, 3).tolist()
+        out.append(Example(codes=rng.integers(0, k, cfg.num_image_tokens), caption=cap, class_name=cap[:1],
+                           qa=[(rng.integers(1, tv, 2).tolist(), [int(rng.integers(1, tv))])]))
+    return out
+
+
+def test_masking_counts_and_distribution():
+    rng = np.random.default_rng(0)
+    codes = np.zeros((2000, 64), np.int64)
+    canvas = mask_image_tokens(codes, 99, rng)
+    counts = (canvas == 99).sum(1)
+    assert counts.min() >= 1 and counts.max() <= 64
+    # ratio = cos(pi/2 t), t ~ U(0,1): E[ratio] = 2/pi
+    assert abs(counts.mean() / 64 - 2 / np.pi) < 0.02
+
+
+def test_batch_layout(tiny_cfg):
+    b = BatchBuilder(tiny_cfg, cond_dropout=0.0)
+    ex = examples(tiny_cfg, 4)
+    rng = np.random.default_rng(0)
+    batch = b.build(rng, t2i=[(e.codes, e.caption) for e in ex[:2]], lm=[ex[2].caption],
+                    mmu=[(ex[3].codes, None, ex[3].caption)])
+    L = tiny_cfg.t2i_seq_len
+    assert batch.input_ids.shape == (4, L) and batch.attention_mask.shape == (4, 1, L, L)
+    assert (batch.n_t2i, batch.n_lm, batch.n_mmu) == (2, 1, 1)
+    t = tiny_cfg.text_block_len
+    img = batch.input_ids[:2, t + 1: t + 1 + tiny_cfg.num_image_tokens]
+    lab = batch.labels[:2, t + 1: t + 1 + tiny_cfg.num_image_tokens]
+    masked = img == tiny_cfg.layout.mask_id
+    assert masked.any() and ((lab != IGNORE_INDEX) == masked).all()
+    assert not batch.attention_mask[2, 0].triu(1).any()  # LM row causal
+
+
+def test_losses_respect_ignore_and_coefficients():
+    logits = torch.randn(3, 6, 10)
+    labels = torch.full((3, 6), IGNORE_INDEX)
+    labels[0, 4] = 2
+    labels[1, 3] = 5
+    labels[2, 5] = 7
+    out = showo_losses(logits, labels, 1, 1, 1, t2i_start=4)
+    ce = torch.nn.functional.cross_entropy
+    assert torch.isclose(out.t2i, ce(logits[0, 4:5], labels[0, 4:5]))
+    assert torch.isclose(out.lm, ce(logits[1, 2:3], labels[1, 3:4]))
+    assert torch.isclose(out.mmu, ce(logits[2, 4:5], labels[2, 5:6]))
+    assert torch.isclose(out.total, out.t2i + 0.1 * out.lm + out.mmu)
+
+
+def test_no_decay_on_biases_and_norms(tiny_model):
+    decay, no_decay = param_groups(tiny_model, 0.01)
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0
+
+
+def test_cosine_lr_shape():
+    lrs = [cosine_lr(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[50] < lrs[10] and lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_optimizer_state_round_trip(tmp_path, tiny_model):
+    opt = make_optimizer(tiny_model, 1e-3)
+    tiny_model(torch.randint(0, 10, (1, 4))).sum().backward()
+    opt.step()
+    opt.zero_grad()
+    save_optimizer(opt, tmp_path)
+    opt2 = make_optimizer(tiny_model, 1e-3)
+    load_optimizer(opt2, tmp_path)
+    a, b = opt.state_dict(), opt2.state_dict()
+    for idx in a["state"]:
+        for name, val in a["state"][idx].items():
+            assert torch.equal(torch.as_tensor(val), torch.as_tensor(b["state"][idx][name]))
+    assert a["param_groups"] == b["param_groups"]
+    assert {p.name for p in tmp_path.iterdir()} == {"optimizer.safetensors", "optimizer.json"}
+
+
+def test_training_reduces_loss_and_resumes(tmp_path, tiny_cfg):
+    data = examples(tiny_cfg, 6)
+    stage = StageConfig(name="s1", steps=30, lr=3e-3, warmup=3, batch_t2i=2, batch_lm=1, batch_mmu=2,
+                        mmu_kind="mixed", save_every=15)
+    trainer = Trainer(tiny_cfg, data, tmp_path, seed=0, progress=False)
+    ckpt = trainer.run(stage)
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(log) == 30 and log[-1]["step"] == 30
+    assert np.mean([r["loss"] for r in log[-5:]]) < 0.8 * np.mean([r["loss"] for r in log[:5]])
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    assert state == {**state, "step": 30, "done": True}
+    model = load_showo(ckpt)
+    assert model.showo_config == tiny_cfg
+    # a second stage starts from the first one's weights
+    stage2 = StageConfig(name="s2", steps=2, lr=1e-3, warmup=1, batch_t2i=1, batch_lm=0, batch_mmu=1, mmu_kind="qa")
+    ckpt2 = Trainer(tiny_cfg, data, tmp_path, seed=1, progress=False).run(stage2, init_from=ckpt)
+    assert load_showo(ckpt2).showo_config == tiny_cfg
+
+
+def test_resume_matches_uninterrupted(tmp_path, tiny_cfg):
+    data = examples(tiny_cfg, 6)
+    stage = StageConfig(name="s", steps=6, lr=1e-3, warmup=1, batch_t2i=2, batch_lm=1, batch_mmu=1)
+    Trainer(tiny_cfg, data, tmp_path / "a", progress=False).run(stage)
+    Trainer(tiny_cfg, data, tmp_path / "b", progress=False).run(stage, stop_after=3)
+    assert json.loads((tmp_path / "b" / "s" / "trainer_state.json").read_text())["step"] == 3
+    Trainer(tiny_cfg, data, tmp_path / "b", progress=False).run(stage)  # resumes at step 3
+    assert len((tmp_path / "b" / "metrics.jsonl").read_text().splitlines()) == 6
+    sa = load_showo(tmp_path / "a" / "s").state_dict()
+    sb = load_showo(tmp_path / "b" / "s").state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun test written for Linux")
+def test_ddp_two_processes_identical_weights(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(f"""
+import sys, json, hashlib
+sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})
+import torch
+from conftest import tiny_config
+from tests.train.test_trainer import examples
+from showo_sdk.train.trainer import Trainer, StageConfig, init_distributed
+cfg = tiny_config()
+info = init_distributed()
+tr = Trainer(cfg, examples(cfg, 8), {str(tmp_path)!r}, dist_info=info, progress=False)
+tr.run(StageConfig(name='d', steps=3, lr=1e-3, warmup=1, batch_t2i=2, batch_lm=1, batch_mmu=1))
+h = hashlib.sha256(b''.join(p.detach().numpy().tobytes() for p in tr.model.parameters())).hexdigest()
+open({str(tmp_path)!r} + f'/rank{{info.rank}}.txt', 'w').write(h + ' ' + str(len(tr.examples)))
+""")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    h0, n0 = (tmp_path / "rank0.txt").read_text().split()
+    h1, n1 = (tmp_path / "rank1.txt").read_text().split()
+    assert h0 == h1 and int(n0) == int(n1) == 4  # identical weights, disjoint halves of the data
+    assert (tmp_path / "d" / "model.safetensors").is_file()
