@@ -1,0 +1,1 @@
+"""Training side (torch): trainer, data generation, evaluation."""

@@ -1,0 +1,120 @@
+"""The "shapes" recipe: our own small Show-o trained on generated scenes (and a "tiny" one for tests).
+
+Pipeline: generate records -> train a BPE tokenizer on their texts -> train the LFQ tokenizer ->
+encode every image once -> three Show-o stages (class-conditional + captioning + LM, then
+compositional T2I + captioning, then VQA instruction data with T2I kept) -> checkpoint with
+tokenizer and VQ beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..config import ShowoConfig, TransformerConfig, VQConfig
+from ..prompting import MMU_TEMPLATE
+from ..tokenizer import TextTokenizer
+from .data import make_split, text_corpus
+from .trainer import Example, StageConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines a trained model, so one name reproduces it."""
+
+    name: str
+    image_size: int
+    vq: VQConfig
+    vq_steps: int
+    vq_batch: int
+    vq_lr: float
+    text_vocab: int
+    max_text_len: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_train: int
+    num_heldout: int
+    stages: tuple[StageConfig, ...]
+    seed: int = 0
+    holdout_pairs: tuple[tuple[str, str], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def showo_config(self, tokenizer: TextTokenizer) -> ShowoConfig:
+        layout = tokenizer.layout(self.vq.codebook_size)
+        grid = self.image_size // self.vq.downsample_factor
+        t = TransformerConfig(vocab_size=layout.vocab_size, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                              num_heads=self.num_heads, intermediate_size=4 * self.hidden_size,
+                              max_position_embeddings=256)
+        return ShowoConfig(layout=layout, transformer=t, max_text_len=self.max_text_len, image_grid=(grid, grid))
+
+
+def _stages(scale: int, lr: float, batch: tuple[int, int, int]) -> tuple[StageConfig, ...]:
+    t2i, lm, mmu = batch
+    return (
+        StageConfig(name="stage1", steps=scale * 3, lr=lr, warmup=min(100, scale), batch_t2i=t2i, batch_lm=lm,
+                    batch_mmu=mmu, t2i_text="class", mmu_kind="caption"),
+        StageConfig(name="stage2", steps=scale * 4, lr=lr, warmup=min(50, scale), batch_t2i=t2i, batch_lm=lm,
+                    batch_mmu=mmu, t2i_text="caption", mmu_kind="mixed"),
+        StageConfig(name="stage3", steps=scale * 3, lr=lr / 2, warmup=min(50, scale), batch_t2i=t2i, batch_lm=lm,
+                    batch_mmu=mmu, t2i_text="caption", mmu_kind="qa"),
+    )
+
+
+RECIPES: dict[str, Recipe] = {
+    "shapes": Recipe(
+        name="shapes", image_size=32,
+        vq=VQConfig(base_channels=32, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
+                    decoder_ch_mult=(1, 2, 2), decoder_num_res_blocks=(1, 1, 1), codebook_bits=10,
+                    resolution=32, norm_groups=8),
+        vq_steps=1500, vq_batch=32, vq_lr=2e-3, text_vocab=400, max_text_len=24,
+        hidden_size=256, num_layers=6, num_heads=8, num_train=20000, num_heldout=600,
+        stages=_stages(200, 1e-3, (16, 4, 12))),
+    "tiny": Recipe(
+        name="tiny", image_size=32,
+        vq=VQConfig(base_channels=8, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
+                    decoder_ch_mult=(1, 2, 2), decoder_num_res_blocks=(1, 1, 1), codebook_bits=6,
+                    resolution=32, norm_groups=4),
+        vq_steps=3, vq_batch=4, vq_lr=1e-3, text_vocab=300, max_text_len=24,
+        hidden_size=32, num_layers=2, num_heads=4, num_train=24, num_heldout=6,
+        stages=_stages(1, 1e-3, (2, 1, 2))),
+}
+
+
+def build_tokenizer(recipe: Recipe) -> TextTokenizer:
+    """A byte-level BPE trained on the recipe's captions, questions, answers and the MMU template."""
+    corpus = list(text_corpus(recipe.seed, 2000)) + [MMU_TEMPLATE.format(question="")] * 50
+    return TextTokenizer.train(corpus, vocab_size=recipe.text_vocab)
+
+
+def answer_text(answer: str) -> str:
+    """How an answer follows the MMU template in training rows (one space after 'ASSISTANT:')."""
+    return " " + answer
+
+
+@torch.no_grad()
+def encode_records(vq, records: Sequence[dict[str, Any]], tokenizer: TextTokenizer, batch: int = 256,
+                   progress: bool = True) -> list[Example]:
+    """VQ-encode every image once and tokenize every text: the Show-o trainer works on these."""
+    from ..imageio import preprocess
+
+    examples = []
+    for start in tqdm(range(0, len(records), batch), desc="encode images", disable=not progress):
+        chunk = records[start:start + batch]
+        pixels = torch.from_numpy(np.stack([preprocess(r["image"], r["image"].shape[0]) for r in chunk]))
+        codes = vq.encode(pixels).numpy()
+        for rec, c in zip(chunk, codes):
+            qa = [(tokenizer.encode(MMU_TEMPLATE.format(question=q)), tokenizer.encode(answer_text(a)))
+                  for q, a in rec["qa"]]
+            examples.append(Example(codes=c, caption=tokenizer.encode(rec["caption"]),
+                                    class_name=tokenizer.encode(rec["class_name"] or rec["caption"]), qa=qa))
+    return examples
+
+
+def records(recipe: Recipe, split: str, n: int) -> list[dict[str, Any]]:
+    return make_split(recipe.seed, n, split, recipe.image_size, recipe.holdout_pairs)
