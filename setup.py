@@ -13,6 +13,9 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (ROOT / "showo_sdk" / "__init__.
 # SHOWO_SANITIZE=1 builds a test-only extension with AddressSanitizer + UBSan (see README, Reliability).
 _sanitize = os.environ.get("SHOWO_SANITIZE") == "1"
 _cflags = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined"] if _sanitize else ["-O3"]
+# No fused multiply-add: the sampler's float math must round exactly like its numpy twin.
+# -fno-trapping-math only lets GCC if-convert (vectorise) selects; it never changes a value.
+_cflags += ["-ffp-contract=off", "-fno-trapping-math"]
 _lflags = ["-fsanitize=address,undefined"] if _sanitize else []
 
 ext_modules = [
