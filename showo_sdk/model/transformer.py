@@ -81,7 +81,7 @@ class PhiAttention(nn.Module):
         scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.head_dim)  # (B, H, L, S)
         if bias is not None:
             scores = scores + bias
-        out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32), v)  # (B, H, L, D)
+        out = torch.matmul(torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype), v)  # (B, H, L, D)
         b, _, length, _ = out.shape
         return self.dense(out.transpose(1, 2).reshape(b, length, -1)), (k, v)
 

@@ -1,0 +1,169 @@
+"""Validation of exported graphs against the PyTorch reference: per-graph max |diff| and greedy agreement.
+
+Every graph runs in ONNX Runtime on its validation cases (shapes other than the trace example)
+and is compared with the reference model run over whole sequences. Then greedy T2I and MMU
+decoding driven by the graphs is compared token by token with the reference decoders
+(``showo_sdk.model.generate``); for int8/fp16 graphs that agreement is the accuracy figure.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from showo_sdk.config import ShowoConfig
+from showo_sdk.errors import ShowoError
+from showo_sdk.model.generate import mmu_generate, t2i_generate
+from showo_sdk.model.transformer import ShowoTransformer
+from showo_sdk.prompting import MMU_TEMPLATE, Prompting
+
+from .common import Graph
+from .ort_decoding import OrtDecoder, session
+
+#: Default fp32 tolerance on logits and keys/values (the issue's 1e-4), and on decoded pixels.
+FP32_TOLERANCE = 1e-4
+PIXEL_TOLERANCE = 1e-3
+#: Greedy agreement int8/fp16 graphs should reach against fp32 (reported, not enforced: it depends on the weights).
+AGREEMENT_TARGET = 0.97
+#: Fraction of VQ-encoder codes allowed to differ (an LFQ bit flips when a latent is within ~1e-6 of 0).
+CODE_MISMATCH_TOLERANCE = 1e-3
+
+T2I_PROMPTS = ("a red circle left of a blue square", "two green triangles", "a yellow star above a purple square",
+               "")
+MMU_QUESTIONS = ("What color is the circle?", "How many shapes are there?", "Describe the image.")
+
+
+class ValidationError(ShowoError):
+    """An exported graph disagrees with the PyTorch reference beyond its tolerance."""
+
+
+@dataclass
+class GraphCheck:
+    """The comparison of one graph file with the reference over all its validation cases."""
+
+    graph: str
+    precision: str
+    max_abs_diff: float | None  # over float outputs; None when the graph could not run here
+    outputs: dict[str, float]  # per-output max |diff| (int outputs: fraction of mismatching elements)
+    shapes: list[dict[str, list[int]]]
+    tolerance: float | None
+    passed: bool | None  # None: not gated (int8/fp16 report only) or not runnable
+    seconds: float
+    note: str = ""
+    argmax_agreement: float | None = None  # fraction of logits rows whose argmax equals the reference's
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"precision": self.precision, "max_abs_diff": self.max_abs_diff, "outputs": self.outputs,
+               "input_shapes": self.shapes, "tolerance": self.tolerance, "passed": self.passed,
+               "seconds": round(self.seconds, 3)}
+        if self.argmax_agreement is not None:
+            out["logits_argmax_agreement"] = self.argmax_agreement
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def _tolerance(graph: Graph, fp32_tolerance: float) -> float | None:
+    if graph.precision != "fp32":
+        return None
+    return PIXEL_TOLERANCE if graph.name == "vq_decoder" else fp32_tolerance
+
+
+def check_graph(graph: Graph, path: Path, precision: str, fp32_tolerance: float = FP32_TOLERANCE) -> GraphCheck:
+    """Run ``path`` in ONNX Runtime on ``graph``'s validation cases and compare with the reference outputs.
+
+    ``precision`` is the file's precision ("fp32", "fp16", "int8"); only fp32 files are gated.
+    """
+    start = time.perf_counter()
+    tolerance = _tolerance(graph, fp32_tolerance) if precision == "fp32" else None
+    try:
+        sess = session(path)
+    except Exception as exc:  # e.g. an fp16 kernel ONNX Runtime CPU does not have
+        return GraphCheck(graph.name, precision, None, {}, [], tolerance, None, time.perf_counter() - start,
+                          note=f"not run: ONNX Runtime CPU cannot load it ({type(exc).__name__}: {str(exc)[:200]})")
+    names = [o.name for o in sess.get_outputs()]
+    worst: dict[str, float] = {}
+    shapes = []
+    agree: list[np.ndarray] = []
+    for inputs, expected in graph.validation_cases():
+        shapes.append({k: list(v.shape) for k, v in inputs.items() if not k.startswith("past_key_values.")})
+        got = dict(zip(names, sess.run(None, inputs)))
+        for name, want in expected.items():
+            have = got[name]
+            if have.shape != want.shape:
+                raise ValidationError(f"{graph.name}: output {name} has shape {have.shape}, reference {want.shape}")
+            if want.dtype.kind == "f":
+                diff = float(np.abs(have.astype(np.float64) - want.astype(np.float64)).max())
+                if name == "logits":
+                    agree.append((have.argmax(-1) == want.argmax(-1)).ravel())
+            else:
+                diff = float(np.mean(have != want))
+            worst[name] = max(worst.get(name, 0.0), diff)
+    float_diffs = [d for k, d in worst.items() if expected[k].dtype.kind == "f"]
+    int_diffs = [d for k, d in worst.items() if expected[k].dtype.kind != "f"]
+    max_diff = max(float_diffs) if float_diffs else 0.0
+    passed = None
+    if precision == "fp32":
+        passed = max_diff <= (tolerance or 0.0) and all(d <= CODE_MISMATCH_TOLERANCE for d in int_diffs)
+    argmax = float(np.concatenate(agree).mean()) if agree else None
+    return GraphCheck(graph.name, precision, max_diff, worst, shapes, tolerance, passed, time.perf_counter() - start,
+                      argmax_agreement=argmax)
+
+
+def _mmu_agreement(reference: list[list[int]], got: list[list[int]]) -> tuple[int, int]:
+    """(equal positions, compared positions) over the longer of each pair of answers."""
+    equal = total = 0
+    for ref, have in zip(reference, got):
+        total += max(len(ref), len(have))
+        equal += sum(a == b for a, b in zip(ref, have))
+    return equal, total
+
+
+def generation_agreement(
+    decoder: OrtDecoder,
+    model: ShowoTransformer,
+    config: ShowoConfig,
+    prompts: list[list[int]],
+    questions: list[list[int]],
+    steps: int = 8,
+    guidance_scale: float = 1.75,
+    max_new_tokens: int = 16,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Greedy T2I codes and MMU tokens from the graphs vs the PyTorch reference decoders (fractions equal)."""
+    prompting = Prompting(config)
+    cond = prompting.t2i_ids(prompts)
+    uncond = prompting.t2i_null_ids(len(prompts))
+    reference = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=steps,
+                             guidance_scale=guidance_scale, greedy=True, mode="cached").numpy()
+    codes = decoder.t2i_codes(cond, uncond, steps, guidance_scale)
+    rng = np.random.default_rng(seed)
+    equal = total = 0
+    for question in questions:
+        image = rng.integers(0, config.layout.codebook_size, size=(1, config.num_image_tokens))
+        prompt = prompting.mmu_ids(image, question)
+        ref_tokens = mmu_generate(model, config, torch.from_numpy(prompt), max_new_tokens=max_new_tokens, greedy=True)
+        e, t = _mmu_agreement(ref_tokens, decoder.mmu_tokens(prompt, max_new_tokens))
+        equal, total = equal + e, total + t
+    t2i_agreement, mmu_agreement = float(np.mean(codes == reference)), equal / max(total, 1)
+    return {
+        "t2i_code_agreement": t2i_agreement,
+        "t2i": {"prompts": len(prompts), "steps": steps, "guidance_scale": guidance_scale,
+                "tokens": int(reference.size)},
+        "mmu_token_agreement": mmu_agreement,
+        "mmu": {"questions": len(questions), "max_new_tokens": max_new_tokens, "tokens": total},
+        "target": AGREEMENT_TARGET,
+        "meets_target": min(t2i_agreement, mmu_agreement) >= AGREEMENT_TARGET,
+    }
+
+
+def default_prompts(tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """T2I prompts and MMU questions (official template) as text ids, from the bundle's tokenizer."""
+    prompts = [tokenizer.encode(p) for p in T2I_PROMPTS]
+    questions = [tokenizer.encode(MMU_TEMPLATE.format(question=q)) for q in MMU_QUESTIONS]
+    return prompts, questions

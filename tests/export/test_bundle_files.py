@@ -1,0 +1,98 @@
+"""The exported bundle as the runtime reads it: contents, and refusal of tampered, truncated, missing files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from showo_sdk.errors import BundleError
+from showo_sdk.export.tensorrt import unavailable_reason
+from showo_sdk.runtime.bundle import GRAPHS, load_bundle
+
+
+@pytest.fixture
+def copy(bundle_fp32, tmp_path):
+    dst = tmp_path / "engine.plan"
+    shutil.copytree(bundle_fp32, dst)
+    return dst
+
+
+def test_bundle_contents(bundle_fp32, tiny):
+    bundle = load_bundle(bundle_fp32)
+    assert bundle.config == tiny[2] and bundle.vq_config == tiny[3].config
+    engines = sorted(e.path.name for g in GRAPHS for e in bundle.engines(g))
+    assert sorted(p.name for p in bundle_fp32.iterdir()) == sorted(
+        [f"{g}.onnx" for g in GRAPHS] + ["manifest.json", "tokenizer.json"] + engines)
+    assert sorted(p.name for p in bundle_fp32.parent.iterdir()) == ["engine.plan"]  # no temp dirs left
+    m = bundle.manifest
+    assert m["format_version"] == 1 and m["sdk_version"] and m["created"]["utc"].endswith("+00:00")
+    model = m["model"]
+    lay = tiny[2].layout
+    assert model["ids"]["mask"] == lay.mask_id and model["ids"]["codebook_offset"] == lay.codebook_offset
+    assert (model["num_image_tokens"], model["text_block_len"], model["codebook_size"]) == (16, 17, 64)
+    assert model["kv_cache"] == "fixed_capacity_new_only"
+    assert bundle.graphs["decode_step"].entry["notes"]["kv_cache"] == "fixed_capacity_new_only"
+    step = bundle.graphs["t2i_step"]
+    assert [t.name for t in step.inputs][:4] == ["input_ids", "attention_mask", "past_key_values.0.key",
+                                                  "past_key_values.0.value"]
+    assert step.outputs[0].shape == ("batch", 16, 64)
+    for name, check in bundle.validation["graphs"].items():
+        assert check["passed"] is True and check["max_abs_diff"] <= 1e-3, name
+    assert bundle.tokenizer_path.is_file()
+
+
+def test_tensorrt_auto_report(bundle_fp32):
+    """--tensorrt-auto: engines where TensorRT and a GPU exist, else the reason, said plainly, and no engines."""
+    bundle = load_bundle(bundle_fp32)
+    report = bundle.manifest["tensorrt"]
+    reason = unavailable_reason()
+    assert report["requested"] == "auto" and report["built"] is (reason is None)
+    if reason is None:
+        assert all(len(bundle.engines(g)) == 1 for g in GRAPHS)
+    else:
+        assert report["reason"] == reason
+        assert not any(bundle.engines(g) for g in GRAPHS)
+
+
+def test_tampered_file_refused(copy):
+    path = copy / "t2i_step.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"t2i_step\.onnx.*sha256.*re-export it with `showo-export"):
+        load_bundle(copy)
+
+
+def test_truncated_file_refused(copy):
+    path = copy / "decode_step.onnx"
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(BundleError, match=r"decode_step\.onnx.*truncated"):
+        load_bundle(copy)
+
+
+def test_missing_file_refused(copy):
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(BundleError, match=r"tokenizer\.json: the file is missing"):
+        load_bundle(copy)
+
+
+def test_missing_manifest_refused(copy):
+    (copy / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_bundle(copy)
+
+
+def test_newer_format_version_refused(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = 2
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="format_version 2, newer than this SDK reads.*upgrade showo-sdk"):
+        load_bundle(copy)
+
+
+def test_unexpected_file_refused(copy):
+    (copy / "stray.onnx").write_bytes(b"x")
+    with pytest.raises(BundleError, match="unexpected files.*stray.onnx"):
+        load_bundle(copy)

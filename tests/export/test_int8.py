@@ -1,0 +1,56 @@
+"""The int8 variant: quantized transformer graphs, fp32 VQ graphs, agreement figures in the manifest."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from showo_sdk.export.ort_decoding import OrtDecoder
+from showo_sdk.prompting import Prompting
+from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS, load_bundle
+
+
+@pytest.fixture(scope="module")
+def manifest(bundle_int8):
+    return json.loads((bundle_int8[0] / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("name", TRANSFORMER_GRAPHS)
+def test_int8_graphs_are_quantized_and_checked(bundle_int8, manifest, name):
+    entry = manifest["graphs"][name]
+    assert entry["file"] == f"{name}.int8.onnx" and entry["precision"] == "int8"
+    path = bundle_int8[0] / entry["file"]
+    onnx.checker.check_model(str(path), full_check=True)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops
+
+
+def test_int8_validation_report(manifest):
+    validation = manifest["validation"]
+    for name in TRANSFORMER_GRAPHS:
+        check = validation["graphs"][name]
+        assert check["precision"] == "int8" and check["passed"] is None  # reported, not gated
+        assert 0 < check["max_abs_diff"] < 1.0
+        assert validation["fp32_source_graphs"][name]["passed"] is True  # the graphs it was quantized from
+    for name in ("t2i_step", "mmu_prefill", "decode_step"):
+        assert validation["graphs"][name]["logits_argmax_agreement"] >= 0.5
+    gen = validation["generation"]
+    assert 0.5 <= gen["t2i_code_agreement"] <= 1.0
+    assert 0.3 <= gen["mmu_token_agreement"] <= 1.0
+    assert gen["target"] == 0.97 and isinstance(gen["meets_target"], bool)
+
+
+def test_int8_graphs_drive_generation(bundle_int8, tiny):
+    _, _, config, _, tok = tiny
+    bundle = load_bundle(bundle_int8[0])
+    decoder = OrtDecoder({n: bundle.graph_path(n, "int8") for n in TRANSFORMER_GRAPHS}, config)
+    prompting = Prompting(config, tok)
+    codes = decoder.t2i_codes(prompting.t2i(["two green triangles"]), prompting.t2i_null_ids(1), 4, 1.75)
+    assert codes.shape == (1, config.num_image_tokens)
+    assert ((codes >= 0) & (codes < config.layout.codebook_size)).all()
+    image = np.zeros((1, config.num_image_tokens), dtype=np.int64)
+    tokens = decoder.mmu_tokens(prompting.mmu_ids(image, prompting.mmu_question_ids("What?")), 5)
+    assert 1 <= len(tokens[0]) <= 5
