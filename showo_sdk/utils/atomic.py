@@ -62,6 +62,9 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would make the final directory private
     try:
         yield tmp
+        for sub in tmp.rglob("*"):  # writers such as safetensors create 0600 files; honour the umask
+            if sub.is_file() and not sub.is_symlink():
+                os.chmod(sub, 0o666 & ~_umask())
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "x")
