@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from showo_sdk.errors import BackendError, InputError
+from showo_sdk.runtime.backends import Graphs
 from showo_sdk.runtime.bundle import load_bundle
 from showo_sdk.utils.atomic import atomic_dir
 
@@ -29,7 +30,6 @@ from .common import MAX_BATCH, Graph, export_graph, graph_files
 from .decode_step import DecodeStep
 from .forward import cast_model
 from .mmu_prefill import MMUPrefill
-from .ort_decoding import OrtDecoder
 from .quantize import quantize_int8
 from .sources import Sources, load_sources
 from .t2i_prefix import T2IPrefix
@@ -198,9 +198,9 @@ class _Run:
         if any(self.checks[g.name].max_abs_diff is None for g in self.tf_graphs):
             return {"skipped": "ONNX Runtime CPU cannot run these graphs here"}
         with _bar(desc="generate", progress=self.options.progress, unit="run", total=1) as bar:
-            decoder = OrtDecoder({g.name: self.final[g.name][1] for g in self.tf_graphs}, self.sources.config)
+            graphs = Graphs.from_paths({g.name: self.final[g.name][1] for g in self.tf_graphs})
             prompts, questions = default_prompts(self.sources.tokenizer)
-            report = generation_agreement(decoder, self.sources.model, self.sources.config, prompts, questions)
+            report = generation_agreement(graphs, self.sources.model, self.sources.config, prompts, questions)
             bar.update()
         return report
 

@@ -2,8 +2,9 @@
 
 Every graph runs in ONNX Runtime on its validation cases (shapes other than the trace example)
 and is compared with the reference model run over whole sequences. Then greedy T2I and MMU
-decoding driven by the graphs is compared token by token with the reference decoders
-(``showo_sdk.model.generate``); for int8/fp16 graphs that agreement is the accuracy figure.
+decoding driven by the graphs (through the runtime's own T2I and MMU drivers, on ONNX Runtime CPU)
+is compared token by token with the reference decoders (``showo_sdk.model.generate``); for
+int8/fp16 graphs that agreement is the accuracy figure.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from showo_sdk.errors import ShowoError
 from showo_sdk.model.generate import mmu_generate, t2i_generate
 from showo_sdk.model.transformer import ShowoTransformer
 from showo_sdk.prompting import MMU_TEMPLATE, Prompting
+from showo_sdk.runtime.backends import Graphs
+from showo_sdk.runtime.mmu import MMUDriver, picker
+from showo_sdk.runtime.t2i import T2IDriver
 
 from .common import Graph
-from .ort_decoding import OrtDecoder, session
 
 #: Default fp32 tolerance on logits and keys/values (the issue's 1e-4), and on decoded pixels.
 FP32_TOLERANCE = 1e-4
@@ -82,17 +85,17 @@ def check_graph(graph: Graph, path: Path, precision: str, fp32_tolerance: float 
     start = time.perf_counter()
     tolerance = _tolerance(graph, fp32_tolerance) if precision == "fp32" else None
     try:
-        sess = session(path)
+        ort_graph = Graphs.from_paths({graph.name: path})[graph.name]
     except Exception as exc:  # e.g. an fp16 kernel ONNX Runtime CPU does not have
+        cause = exc.__cause__ or exc  # ONNX Runtime's own error, under the runtime's BackendError
         return GraphCheck(graph.name, precision, None, {}, [], tolerance, None, time.perf_counter() - start,
-                          note=f"not run: ONNX Runtime CPU cannot load it ({type(exc).__name__}: {str(exc)[:200]})")
-    names = [o.name for o in sess.get_outputs()]
+                          note=f"not run: ONNX Runtime CPU cannot load it ({type(cause).__name__}: {str(cause)[:200]})")
     worst: dict[str, float] = {}
     shapes = []
     agree: list[np.ndarray] = []
     for inputs, expected in graph.validation_cases():
         shapes.append({k: list(v.shape) for k, v in inputs.items() if not k.startswith("past_key_values.")})
-        got = dict(zip(names, sess.run(None, inputs)))
+        got = ort_graph.run(inputs)
         for name, want in expected.items():
             have = got[name]
             if have.shape != want.shape:
@@ -124,8 +127,23 @@ def _mmu_agreement(reference: list[list[int]], got: list[list[int]]) -> tuple[in
     return equal, total
 
 
+def greedy_codes(graphs: Graphs, config: ShowoConfig, cond_ids: np.ndarray, uncond_ids: np.ndarray | None,
+                 steps: int, guidance_scale: float) -> np.ndarray:
+    """Greedy MaskGIT codes (B, N) for full T2I sequences (B, L), decoded by the runtime's T2I driver."""
+    return T2IDriver(graphs, config).generate(
+        cond_ids, uncond_ids, steps=steps, guidance_scale=guidance_scale, temperature=1.0, schedule="cosine",
+        seed=0, greedy=True, num_threads=0, progress=None)
+
+
+def greedy_answers(graphs: Graphs, config: ShowoConfig, prompt_ids: np.ndarray, max_new_tokens: int,
+                   eot_id: int | None = None) -> list[list[int]]:
+    """Greedy answers for MMU prompts (B, L), eot (default: the layout's eos) included, by the runtime's MMU driver."""
+    eot = config.layout.eos_id if eot_id is None else eot_id
+    return MMUDriver(graphs, config).answers(prompt_ids, max_new_tokens, eot, picker(True, None, 1.0, 0))
+
+
 def generation_agreement(
-    decoder: OrtDecoder,
+    graphs: Graphs,
     model: ShowoTransformer,
     config: ShowoConfig,
     prompts: list[list[int]],
@@ -135,20 +153,23 @@ def generation_agreement(
     max_new_tokens: int = 16,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Greedy T2I codes and MMU tokens from the graphs vs the PyTorch reference decoders (fractions equal)."""
+    """Greedy T2I codes and MMU tokens from ``graphs`` (the transformer graphs) vs the reference decoders.
+
+    Returns the fractions of equal codes and tokens, with what was compared.
+    """
     prompting = Prompting(config)
     cond = prompting.t2i_ids(prompts)
     uncond = prompting.t2i_null_ids(len(prompts))
     reference = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=steps,
                              guidance_scale=guidance_scale, greedy=True, mode="cached").numpy()
-    codes = decoder.t2i_codes(cond, uncond, steps, guidance_scale)
+    codes = greedy_codes(graphs, config, cond, uncond, steps, guidance_scale)
     rng = np.random.default_rng(seed)
     equal = total = 0
     for question in questions:
         image = rng.integers(0, config.layout.codebook_size, size=(1, config.num_image_tokens))
         prompt = prompting.mmu_ids(image, question)
         ref_tokens = mmu_generate(model, config, torch.from_numpy(prompt), max_new_tokens=max_new_tokens, greedy=True)
-        e, t = _mmu_agreement(ref_tokens, decoder.mmu_tokens(prompt, max_new_tokens))
+        e, t = _mmu_agreement(ref_tokens, greedy_answers(graphs, config, prompt, max_new_tokens))
         equal, total = equal + e, total + t
     t2i_agreement, mmu_agreement = float(np.mean(codes == reference)), equal / max(total, 1)
     return {

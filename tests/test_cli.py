@@ -1,13 +1,12 @@
 """The ``showo`` command end to end in subprocesses: every command writes valid PNGs or prints an answer.
 
-The bundle is tests/runtime's tiny export (its helper is loaded by path and shares the session's
-export). ``demo`` runs against a checkpoint whose bundle is already in the cache, so it exports
+The bundle is tests/conftest.py's ``tiny`` export (one per session, shared with tests/runtime and
+tests/export). ``demo`` runs against a checkpoint whose bundle is already in the cache, so it exports
 nothing; the cold-cache export is the slow test.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,16 +18,6 @@ import pytest
 from PIL import Image
 
 from showo_sdk.cli import SHIPPED_MODEL, cached_bundle_path
-
-_spec = importlib.util.spec_from_file_location("showo_runtime_fixtures",
-                                               Path(__file__).parent / "runtime" / "conftest.py")
-fixtures = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fixtures)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return fixtures.tiny_bundle(tmp_path_factory.getbasetemp())
 
 
 def showo(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -9,9 +9,10 @@ where the graphs read them (host numpy arrays for ORT CPU, device buffers for CU
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from .bundle import GRAPHS, Bundle
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "tensorrt")
 CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
 _NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}
+_ORT_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
 
 
 class HostTensor:
@@ -126,6 +128,13 @@ class OrtGraph:
     def bind(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor]) -> _OrtBound:
         return _OrtBound(self, inputs, outputs)
 
+    def dtype(self, tensor: str) -> type:
+        """numpy dtype of an input or output, as the session declares it."""
+        for t in self.session.get_inputs() + self.session.get_outputs():
+            if t.name == tensor:
+                return _ORT_NUMPY[t.type]
+        raise KeyError(f"{self.name}: no tensor {tensor!r}")
+
 
 @dataclass(frozen=True)
 class BackendChoice:
@@ -188,6 +197,20 @@ def _ort_cuda_reason() -> str | None:
     return None if count else why
 
 
+def _providers_choice(requested: str, providers: Any) -> BackendChoice:
+    """The ORT backend for caller-given ``providers``: ort-cuda when CUDA is among them (unless ort-cpu is asked)."""
+    if requested == "tensorrt":
+        raise InputError("providers apply to the ONNX Runtime backends, not to backend='tensorrt'")
+    chosen = _check_providers(providers)
+    names = [_provider_name(p) for p in chosen]
+    if requested == "ort-cuda" and CUDA_EP not in names:
+        raise InputError(f"backend='ort-cuda' needs {CUDA_EP} among the providers, got {names}")
+    on_cuda = CUDA_EP in names and (requested != "ort-cpu")
+    device = next((int(p[1].get("device_id", 0)) for p in chosen
+                   if isinstance(p, (tuple, list)) and p[0] == CUDA_EP), 0)
+    return BackendChoice("ort-cuda" if on_cuda else "ort-cpu", chosen, device, "providers given by the caller")
+
+
 def select_backend(requested: str, bundle: Bundle, providers: Any = None) -> BackendChoice:
     """Resolve ``requested`` ("auto", "ort-cpu", "ort-cuda", "tensorrt") for ``bundle`` on this machine.
 
@@ -198,16 +221,7 @@ def select_backend(requested: str, bundle: Bundle, providers: Any = None) -> Bac
     if requested not in BACKENDS:
         raise InputError(f"backend must be one of {BACKENDS}, got {requested!r}")
     if providers is not None:
-        if requested == "tensorrt":
-            raise InputError("providers apply to the ONNX Runtime backends, not to backend='tensorrt'")
-        chosen = _check_providers(providers)
-        names = [_provider_name(p) for p in chosen]
-        if requested == "ort-cuda" and CUDA_EP not in names:
-            raise InputError(f"backend='ort-cuda' needs {CUDA_EP} among the providers, got {names}")
-        on_cuda = CUDA_EP in names and (requested != "ort-cpu")
-        device = next((int(p[1].get("device_id", 0)) for p in chosen
-                       if isinstance(p, (tuple, list)) and p[0] == CUDA_EP), 0)
-        return BackendChoice("ort-cuda" if on_cuda else "ort-cpu", chosen, device, "providers given by the caller")
+        return _providers_choice(requested, providers)
     if requested in ("auto", "tensorrt"):
         from .tensorrt_backend import unavailable_reason
 
@@ -252,11 +266,14 @@ class Graphs:
     """The bundle's six graphs on one backend, each created on first use and shared by every call.
 
     Creating sessions lazily keeps memory to what is used (each transformer graph holds its own
-    weights: a T2I-only application never loads the MMU graphs).
+    weights: a T2I-only application never loads the MMU graphs). :meth:`from_paths` serves ONNX
+    files that are not (yet) a bundle, e.g. while the exporter validates them.
     """
 
-    def __init__(self, bundle: Bundle, choice: BackendChoice, num_threads: int | None):
+    def __init__(self, bundle: Bundle | None, choice: BackendChoice, num_threads: int | None,
+                 paths: Mapping[str, Path] | None = None):
         self.bundle, self.choice, self.num_threads = bundle, choice, num_threads
+        self._paths = dict(paths) if paths is not None else None
         self.memory = self._memory()
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
@@ -265,6 +282,17 @@ class Graphs:
             from .tensorrt_backend import pick_engines
 
             self._engines = pick_engines(bundle, choice.device_id)
+
+    @classmethod
+    def from_paths(cls, paths: Mapping[str, str | os.PathLike], providers: Sequence[Any] = (CPU_EP,),
+                   num_threads: int | None = None) -> Graphs:
+        """ONNX Runtime graphs over ONNX files without a manifest: ``paths`` maps graph names to files.
+
+        Dtypes come from the sessions and batches are unbounded (no manifest ``dims``): the T2I and
+        MMU drivers run them as they run a bundle's. ``providers`` as for :class:`Runtime`.
+        """
+        return cls(None, _providers_choice("auto", providers), num_threads,
+                   {name: Path(path) for name, path in paths.items()})
 
     def _memory(self):
         if self.choice.name == "ort-cpu":
@@ -290,6 +318,8 @@ class Graphs:
         return graph
 
     def _create(self, name: str) -> Graph:
+        if self._paths is not None:
+            return OrtGraph(name, ort_session(self._paths[name], self.choice, self.num_threads, ""))
         if name not in GRAPHS:
             raise KeyError(name)
         if self._engines is not None:
@@ -300,7 +330,9 @@ class Graphs:
         return OrtGraph(name, ort_session(info.path, self.choice, self.num_threads, info.precision))
 
     def dtype(self, name: str, tensor: str) -> type:
-        """numpy dtype of a graph tensor, from the manifest."""
+        """numpy dtype of a graph tensor, from the manifest (from the session without one)."""
+        if self.bundle is None:
+            return self[name].dtype(tensor)
         info = self.bundle.graphs[name]
         for t in info.inputs + info.outputs:
             if t.name == tensor:
@@ -309,6 +341,8 @@ class Graphs:
 
     def max_batch(self, name: str) -> int:
         """Largest batch the graph was exported for (its TensorRT profile's max), from the manifest."""
+        if self.bundle is None:
+            return 1 << 30
         dims = self.bundle.graphs[name].entry.get("dims") or {}
         batch = dims.get("batch") if isinstance(dims, dict) else None
         value = batch.get("max") if isinstance(batch, dict) else None

@@ -107,6 +107,15 @@ class MMUDriver:
         finally:
             tokens.close()
 
+    def answers(self, prompt_ids: np.ndarray, max_new_tokens: int, eot_id: int, pick: Picker) -> list[list[int]]:
+        """Each row's ids, ending with ``eot_id`` (included) or after ``max_new_tokens``: one batch, one call."""
+        out: list[list[int]] = [[] for _ in range(prompt_ids.shape[0])]
+        for step in self.generate(prompt_ids, max_new_tokens, eot_id, pick):
+            for row, token in zip(out, step):
+                if token is not None:
+                    row.append(token)
+        return out
+
 
 class TextStream:
     """Incremental detokenization: text pieces whose concatenation is the stripped answer.

@@ -88,7 +88,8 @@ class T2IDriver:
 
         def step_fn(canvas: np.ndarray) -> np.ndarray:  # canvas (B, N), K = [MASK]
             segment[:b, 1:-1] = canvas + lay.codebook_offset
-            segment[b:, 1:-1] = segment[:b, 1:-1]  # the null prompts see the same canvas
+            if rows > b:  # the null prompts see the same canvas
+                segment[b:, 1:-1] = segment[:b, 1:-1]
             segment_buf.write(segment)
             step.run()
             return logits.read()

@@ -21,23 +21,24 @@ def copy(bundle_fp32, tmp_path):
 
 def test_bundle_contents(bundle_fp32, tiny):
     bundle = load_bundle(bundle_fp32)
-    assert bundle.config == tiny[2] and bundle.vq_config == tiny[3].config
+    assert bundle.config == tiny.config and bundle.vq_config == tiny.vq.config
     engines = sorted(e.path.name for g in GRAPHS for e in bundle.engines(g))
     assert sorted(p.name for p in bundle_fp32.iterdir()) == sorted(
         [f"{g}.onnx" for g in GRAPHS] + ["manifest.json", "tokenizer.json"] + engines)
-    assert sorted(p.name for p in bundle_fp32.parent.iterdir()) == ["engine.plan"]  # no temp dirs left
+    beside = sorted(p.name for p in bundle_fp32.parent.iterdir() if p != tiny.checkpoint)
+    assert beside == ["engine.plan"]  # no temp dirs left
     m = bundle.manifest
     assert m["format_version"] == 1 and m["sdk_version"] and m["created"]["utc"].endswith("+00:00")
     model = m["model"]
-    lay = tiny[2].layout
+    lay = tiny.config.layout
     assert model["ids"]["mask"] == lay.mask_id and model["ids"]["codebook_offset"] == lay.codebook_offset
-    assert (model["num_image_tokens"], model["text_block_len"], model["codebook_size"]) == (16, 17, 64)
+    assert (model["num_image_tokens"], model["text_block_len"], model["codebook_size"]) == (16, 17, 32)
     assert model["kv_cache"] == "fixed_capacity_new_only"
     assert bundle.graphs["decode_step"].entry["notes"]["kv_cache"] == "fixed_capacity_new_only"
     step = bundle.graphs["t2i_step"]
     assert [t.name for t in step.inputs][:4] == ["input_ids", "attention_mask", "past_key_values.0.key",
                                                   "past_key_values.0.value"]
-    assert step.outputs[0].shape == ("batch", 16, 64)
+    assert step.outputs[0].shape == ("batch", 16, 32)
     for name, check in bundle.validation["graphs"].items():
         assert check["passed"] is True and check["max_abs_diff"] <= 1e-3, name
     assert bundle.tokenizer_path.is_file()

@@ -13,7 +13,7 @@ from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS, load_bundle
 
 
 def test_fp16_decode_step(tiny, tmp_path):
-    _, model, config, _, _ = tiny
+    model, config = tiny.model, tiny.config
     graph = DecodeStep(model, config, "fp16")
     path = tmp_path / "decode_step.fp16.onnx"
     assert export_graph(graph, path) == "dynamo"
@@ -29,7 +29,7 @@ def test_fp16_decode_step(tiny, tmp_path):
 @pytest.mark.slow
 def test_fp16_bundle(tiny, tmp_path):
     out = tmp_path / "engine.plan"
-    result = export_checkpoint(tiny[0], out, options=ExportOptions(precision="fp16", progress=False))
+    result = export_checkpoint(tiny.checkpoint, out, options=ExportOptions(precision="fp16", progress=False))
     bundle = load_bundle(out)
     assert bundle.precision == "fp16"
     for name in TRANSFORMER_GRAPHS:

@@ -1,4 +1,5 @@
-"""Greedy decoding driven by the ONNX graphs gives exactly the PyTorch reference's codes and tokens."""
+"""Greedy decoding driven by the ONNX graphs (the validation's path: runtime drivers over the files) gives exactly
+the PyTorch reference's codes and tokens."""
 
 from __future__ import annotations
 
@@ -8,32 +9,33 @@ import numpy as np
 import pytest
 import torch
 
-from showo_sdk.export.ort_decoding import OrtDecoder
+from showo_sdk.export.validate import greedy_answers, greedy_codes
 from showo_sdk.model.generate import mmu_generate, t2i_generate
 from showo_sdk.prompting import Prompting
+from showo_sdk.runtime.backends import Graphs
 from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS
 
 
 @pytest.fixture(scope="module")
-def decoder(bundle_fp32, tiny):
-    return OrtDecoder({n: bundle_fp32 / f"{n}.onnx" for n in TRANSFORMER_GRAPHS}, tiny[2])
+def graphs(bundle_fp32):
+    return Graphs.from_paths({n: bundle_fp32 / f"{n}.onnx" for n in TRANSFORMER_GRAPHS})
 
 
 @pytest.mark.parametrize("guidance,mode", [(0.0, "cached"), (1.75, "cached"), (3.0, "official")])
-def test_t2i_greedy_codes_equal_reference(decoder, tiny, guidance, mode):
-    _, model, config, _, tok = tiny
+def test_t2i_greedy_codes_equal_reference(graphs, tiny, guidance, mode):
+    model, config, tok = tiny.model, tiny.config, tiny.tokenizer
     prompting = Prompting(config, tok)
     cond = prompting.t2i(["a red circle left of a blue square", "two green triangles"])
     uncond = prompting.t2i_null_ids(2)
     want = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=6,
                         guidance_scale=guidance, greedy=True, mode=mode).numpy()
-    got = decoder.t2i_codes(cond, uncond, steps=6, guidance_scale=guidance)
+    got = greedy_codes(graphs, config, cond, uncond, steps=6, guidance_scale=guidance)
     np.testing.assert_array_equal(got, want)
 
 
-def test_t2i_inpainting_keeps_known_codes(decoder, tiny):
+def test_t2i_inpainting_keeps_known_codes(graphs, tiny):
     """A partly known canvas (inpainting): known codes are kept, the rest equal the reference."""
-    _, model, config, _, tok = tiny
+    model, config, tok = tiny.model, tiny.config, tiny.tokenizer
     k, n = config.layout.codebook_size, config.num_image_tokens
     canvas = np.random.default_rng(4).integers(0, k, size=(1, n))
     canvas[:, n // 2:] = k  # regenerate the second half
@@ -42,15 +44,15 @@ def test_t2i_inpainting_keeps_known_codes(decoder, tiny):
     uncond = prompting.t2i_null_ids(1, canvas)
     want = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=4,
                         guidance_scale=1.75, greedy=True).numpy()
-    got = decoder.t2i_codes(cond, uncond, steps=4, guidance_scale=1.75)
+    got = greedy_codes(graphs, config, cond, uncond, steps=4, guidance_scale=1.75)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got[:, : n // 2], canvas[:, : n // 2])
 
 
 @pytest.mark.parametrize("questions", [["What color is the circle?"],
                                        ["How many shapes are there?", "Describe the image shapes."]])
-def test_mmu_greedy_tokens_equal_reference(decoder, tiny, questions):
-    _, model, config, _, tok = tiny
+def test_mmu_greedy_tokens_equal_reference(graphs, tiny, questions):
+    model, config, tok = tiny.model, tiny.config, tiny.tokenizer
     prompting = Prompting(config, tok)
     ids = [prompting.mmu_question_ids(q) for q in questions]
     width = min(len(i) for i in ids)
@@ -58,19 +60,19 @@ def test_mmu_greedy_tokens_equal_reference(decoder, tiny, questions):
     image = np.random.default_rng(5).integers(0, config.layout.codebook_size, size=(len(questions), config.num_image_tokens))
     prompt = prompting.mmu_ids(image, question)
     want = mmu_generate(model, config, torch.from_numpy(prompt), max_new_tokens=24, greedy=True, use_cache=False)
-    got = decoder.mmu_tokens(prompt, max_new_tokens=24)
+    got = greedy_answers(graphs, config, prompt, max_new_tokens=24)
     assert got == want
     assert all(len(row) > 1 for row in got)
 
 
-def test_mmu_stops_at_eot(decoder, tiny):
+def test_mmu_stops_at_eot(graphs, tiny):
     """With eot set to the token the model emits second, decoding stops right there (eot kept)."""
-    _, model, config, _, tok = tiny
+    model, config, tok = tiny.model, tiny.config, tiny.tokenizer
     prompting = Prompting(config, tok)
     image = np.random.default_rng(6).integers(0, config.layout.codebook_size, size=(1, config.num_image_tokens))
     prompt = prompting.mmu_ids(image, prompting.mmu_question_ids("What color is the circle?"))
-    free = decoder.mmu_tokens(prompt, max_new_tokens=8)[0]
-    stopped = decoder.mmu_tokens(prompt, max_new_tokens=8, eot_id=free[1])[0]
+    free = greedy_answers(graphs, config, prompt, max_new_tokens=8)[0]
+    stopped = greedy_answers(graphs, config, prompt, max_new_tokens=8, eot_id=free[1])[0]
     assert stopped == free[: free.index(free[1]) + 1]
 
 

@@ -8,9 +8,7 @@ import numpy as np
 import onnx
 import pytest
 
-from showo_sdk.export.ort_decoding import OrtDecoder
-from showo_sdk.prompting import Prompting
-from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS, load_bundle
+from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +41,15 @@ def test_int8_validation_report(manifest):
     assert gen["target"] == 0.97 and isinstance(gen["meets_target"], bool)
 
 
-def test_int8_graphs_drive_generation(bundle_int8, tiny):
-    _, _, config, _, tok = tiny
-    bundle = load_bundle(bundle_int8[0])
-    decoder = OrtDecoder({n: bundle.graph_path(n, "int8") for n in TRANSFORMER_GRAPHS}, config)
-    prompting = Prompting(config, tok)
-    codes = decoder.t2i_codes(prompting.t2i(["two green triangles"]), prompting.t2i_null_ids(1), 4, 1.75)
-    assert codes.shape == (1, config.num_image_tokens)
+def test_int8_bundle_runs_in_the_runtime(bundle_int8, tiny):
+    from showo_sdk import Runtime
+
+    config = tiny.config
+    rt = Runtime(bundle_int8[0], backend="ort-cpu")
+    assert rt.bundle.precision == "int8"
+    codes = rt.generate("two green triangles", steps=4, guidance_scale=1.75, greedy=True, output="codes")
+    assert codes.shape == tuple(config.image_grid)
     assert ((codes >= 0) & (codes < config.layout.codebook_size)).all()
     image = np.zeros((1, config.num_image_tokens), dtype=np.int64)
-    tokens = decoder.mmu_tokens(prompting.mmu_ids(image, prompting.mmu_question_ids("What?")), 5)
+    tokens = rt.understand_ids(image, rt.prompting.mmu_question_ids("What?"), max_new_tokens=5)
     assert 1 <= len(tokens[0]) <= 5

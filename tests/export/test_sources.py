@@ -15,7 +15,7 @@ from showo_sdk.export.sources import load_sources
 @pytest.fixture
 def official(tiny, tmp_path):
     """The tiny model in the official layout: Showo config.json + pytorch_model.safetensors; phi dir aside."""
-    ckpt_dir, model, config, _, tok = tiny
+    ckpt_dir, model, config, tok = tiny.checkpoint, tiny.model, tiny.config, tiny.tokenizer
     lay, tc = config.layout, config.transformer
     ckpt = tmp_path / "show-o"
     ckpt.mkdir()
@@ -39,10 +39,10 @@ def test_official_layout_loads_with_flags(official, tiny):
     sources = load_sources(ckpt, llm_config=phi, vq=vq)  # tokenizer found in the --llm-config directory
     assert sources.checkpoint_layout == "official"
     assert sources.tokenizer_path == phi / "tokenizer.json"
-    assert sources.config.layout == tiny[2].layout and sources.config.transformer == tiny[2].transformer
+    assert sources.config.layout == tiny.config.layout and sources.config.transformer == tiny.config.transformer
     ids = torch.tensor([[1, 2, 3]])
     with torch.no_grad():
-        torch.testing.assert_close(sources.model(ids), tiny[1](ids))
+        torch.testing.assert_close(sources.model(ids), tiny.model(ids))
 
 
 def test_official_layout_without_vq_says_which_flag(official):
@@ -61,8 +61,8 @@ def test_vq_codebook_mismatch(tiny, tmp_path):
     from showo_sdk.model.magvit import MagvitV2
     from showo_sdk.model.magvit_io import save_pretrained
 
-    cfg = tiny[3].config
-    other = MagvitV2(type(cfg)(**{**cfg.to_dict(), "codebook_bits": 5}))
-    save_pretrained(other, tmp_path / "vq5")
-    with pytest.raises(CheckpointError, match="32 codes but .* expects a codebook of 64"):
-        load_sources(tiny[0], vq=tmp_path / "vq5")
+    cfg = tiny.vq.config
+    other = MagvitV2(type(cfg)(**{**cfg.to_dict(), "codebook_bits": 6}))
+    save_pretrained(other, tmp_path / "vq6")
+    with pytest.raises(CheckpointError, match="64 codes but .* expects a codebook of 32"):
+        load_sources(tiny.checkpoint, vq=tmp_path / "vq6")

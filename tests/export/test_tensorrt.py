@@ -23,7 +23,7 @@ def test_build_and_run_t2i_step_engine(bundle_fp32, tiny, tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("running an engine here needs a CUDA build of torch for the device buffers")
-    _, model, config, _, _ = tiny
+    model, config = tiny.model, tiny.config
     graph = T2IStep(model, config, seed=3)
     entry = trt_build.build_engine(bundle_fp32 / "t2i_step.onnx", graph.spec(), tmp_path)
     assert entry["file"].endswith(".plan") and entry["trt_version"] == trt.__version__

@@ -40,7 +40,7 @@ def reference_image_codes(tiny, image) -> np.ndarray:
 
 
 # ---- text to image ---------------------------------------------------------------------------
-@pytest.mark.parametrize("batch,guidance", [(1, 0.0), (2, 1.75), (2, 5.0)])
+@pytest.mark.parametrize("batch,guidance", [(1, 0.0), (2, 0.0), (2, 1.75), (2, 5.0)])
 def test_generate_codes_equal_reference(rt, tiny, batch, guidance):
     ids = [tiny.tokenizer.encode(p) for p in PROMPTS[:batch]]
     cond = rt.prompting.t2i_ids(ids)

@@ -31,7 +31,7 @@ def assert_one_line_error(err: str, *needles: str) -> None:
 @pytest.fixture
 def ckpt_copy(tiny, tmp_path):
     dst = tmp_path / "ckpt"
-    shutil.copytree(tiny[0], dst)
+    shutil.copytree(tiny.checkpoint, dst)
     return dst
 
 
@@ -72,7 +72,7 @@ def test_missing_tokenizer(capsys, ckpt_copy, tmp_path):
 def test_vocab_size_mismatch(capsys, tiny, tmp_path):
     other = TextTokenizer.train(["another corpus with other words entirely"] * 3, vocab_size=280)
     other.save(tmp_path / "tokenizer.json")
-    code, _, err = run_cli(capsys, tiny[0], "--out", tmp_path / "b", "--tokenizer", tmp_path)
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", tmp_path / "b", "--tokenizer", tmp_path)
     assert code == 2
     assert_one_line_error(err, "does not match", str(other.text_vocab_size))
 
@@ -80,33 +80,33 @@ def test_vocab_size_mismatch(capsys, tiny, tmp_path):
 def test_unwritable_output(capsys, tiny, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run_cli(capsys, tiny[0], "--out", blocker / "engine.plan")
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", blocker / "engine.plan")
     assert code == 2
     assert_one_line_error(err, "cannot write")
 
 
 def test_existing_output_needs_force(capsys, tiny, tmp_path):
     (tmp_path / "b").mkdir()
-    code, _, err = run_cli(capsys, tiny[0], "--out", tmp_path / "b")
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", tmp_path / "b")
     assert code == 2
     assert_one_line_error(err, "--force")
 
 
 def test_bad_precision_is_an_argparse_error(capsys, tiny, tmp_path):
     with pytest.raises(SystemExit) as exc:
-        main([str(tiny[0]), "--out", str(tmp_path / "b"), "--precision", "int4"])
+        main([str(tiny.checkpoint), "--out", str(tmp_path / "b"), "--precision", "int4"])
     assert exc.value.code == 2
 
 
 def test_tensorrt_with_int8_refused(capsys, tiny, tmp_path):
-    code, _, err = run_cli(capsys, tiny[0], "--out", tmp_path / "b", "--precision", "int8", "--tensorrt")
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", tmp_path / "b", "--precision", "int8", "--tensorrt")
     assert code == 2
     assert_one_line_error(err, "fp16")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_tensorrt_required_but_missing_says_so(capsys, tiny, tmp_path):
-    code, _, err = run_cli(capsys, tiny[0], "--out", tmp_path / "b", "--tensorrt")
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", tmp_path / "b", "--tensorrt")
     assert code == 1
     assert_one_line_error(err, "TensorRT is not installed", "--tensorrt-auto")
     assert not (tmp_path / "b").exists()
@@ -117,7 +117,7 @@ def test_failed_validation_keeps_old_bundle_and_leaves_nothing(capsys, tiny, tmp
     out = tmp_path / "engine.plan"
     out.mkdir()
     (out / "old.txt").write_text("previous bundle")
-    code, _, err = run_cli(capsys, tiny[0], "--out", out, "--force", "--tolerance", "1e-30", "--quiet")
+    code, _, err = run_cli(capsys, tiny.checkpoint, "--out", out, "--force", "--tolerance", "1e-30", "--quiet")
     assert code == 1
     assert_one_line_error(err, "disagree with the PyTorch reference", "Nothing was written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["engine.plan"]
