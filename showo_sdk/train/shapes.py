@@ -9,7 +9,11 @@ tokenizer and VQ beside it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,8 @@ from ..config import ShowoConfig, TransformerConfig, VQConfig
 from ..prompting import MMU_TEMPLATE
 from ..tokenizer import TextTokenizer
 from .data import make_split, text_corpus
-from .trainer import Example, StageConfig
+from .trainer import Example, StageConfig, Trainer
+from .vq_trainer import SHAPES_VQ, SHAPES_VQ_TRAIN, VQTrainConfig, train_vq
 
 
 @dataclass(frozen=True)
@@ -30,9 +35,7 @@ class Recipe:
     name: str
     image_size: int
     vq: VQConfig
-    vq_steps: int
-    vq_batch: int
-    vq_lr: float
+    vq_train: VQTrainConfig
     text_vocab: int
     max_text_len: int
     hidden_size: int
@@ -43,7 +46,6 @@ class Recipe:
     stages: tuple[StageConfig, ...]
     seed: int = 0
     holdout_pairs: tuple[tuple[str, str], ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def showo_config(self, tokenizer: TextTokenizer) -> ShowoConfig:
         layout = tokenizer.layout(self.vq.codebook_size)
@@ -69,10 +71,7 @@ def _stages(scale: int, lr: float, batch: tuple[int, int, int]) -> tuple[StageCo
 RECIPES: dict[str, Recipe] = {
     "shapes": Recipe(
         name="shapes", image_size=32,
-        vq=VQConfig(base_channels=32, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
-                    decoder_ch_mult=(1, 2, 2), decoder_num_res_blocks=(1, 1, 1), codebook_bits=10,
-                    resolution=32, norm_groups=8),
-        vq_steps=1500, vq_batch=32, vq_lr=2e-3, text_vocab=400, max_text_len=24,
+        vq=SHAPES_VQ, vq_train=SHAPES_VQ_TRAIN, text_vocab=400, max_text_len=24,
         hidden_size=256, num_layers=6, num_heads=8, num_train=20000, num_heldout=600,
         stages=_stages(200, 1e-3, (16, 4, 12))),
     "tiny": Recipe(
@@ -80,7 +79,7 @@ RECIPES: dict[str, Recipe] = {
         vq=VQConfig(base_channels=8, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
                     decoder_ch_mult=(1, 2, 2), decoder_num_res_blocks=(1, 1, 1), codebook_bits=6,
                     resolution=32, norm_groups=4),
-        vq_steps=3, vq_batch=4, vq_lr=1e-3, text_vocab=300, max_text_len=24,
+        vq_train=VQTrainConfig(steps=3, batch_size=4, lr=1e-3, warmup=1), text_vocab=300, max_text_len=24,
         hidden_size=32, num_layers=2, num_heads=4, num_train=24, num_heldout=6,
         stages=_stages(1, 1e-3, (2, 1, 2))),
 }
@@ -118,3 +117,43 @@ def encode_records(vq, records: Sequence[dict[str, Any]], tokenizer: TextTokeniz
 
 def records(recipe: Recipe, split: str, n: int) -> list[dict[str, Any]]:
     return make_split(recipe.seed, n, split, recipe.image_size, recipe.holdout_pairs)
+
+
+def train_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> Path:
+    """Run the whole recipe into ``out_dir``; returns the final checkpoint (our format, with tokenizer and vq/).
+
+    Every step is resumable: re-running after an interruption continues where it stopped.
+    """
+    from ..model.magvit_io import load_magvit
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tokenizer_file = out / "tokenizer.json"
+    if tokenizer_file.is_file():
+        tokenizer = TextTokenizer.from_file(tokenizer_file)
+    else:
+        tokenizer = build_tokenizer(recipe)
+        tokenizer.save(tokenizer_file)
+    train_records = records(recipe, "train", recipe.num_train)
+    heldout = records(recipe, "heldout", recipe.num_heldout)
+    times["data_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    vq_ckpt = train_vq(recipe.vq, np.stack([r["image"] for r in train_records]), out / "vq", recipe.vq_train,
+                       seed=recipe.seed, eval_images=np.stack([r["image"] for r in heldout]), progress=progress)
+    vq = load_magvit(vq_ckpt)
+    times["vq_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    examples = encode_records(vq, train_records, tokenizer, progress=progress)
+    times["encode_s"] = time.perf_counter() - t0
+    config = recipe.showo_config(tokenizer)
+    trainer = Trainer(config, examples, out / "showo", tokenizer=tokenizer, vq=vq, seed=recipe.seed, progress=progress)
+    ckpt = None
+    for stage in recipe.stages:
+        t0 = time.perf_counter()
+        ckpt = trainer.run(stage, init_from=ckpt)
+        times[f"{stage.name}_s"] = time.perf_counter() - t0
+    with open(out / "timings.jsonl", "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"recipe": recipe.name, **times}) + "\n")
+    return ckpt
