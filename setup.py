@@ -56,7 +56,7 @@ setup(
     extras_require={
         "export": [TORCH, "onnx>=1.16", "onnxscript>=0.1"],
         "train": [TORCH],
-        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "matplotlib>=3.7"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "psutil>=5.9", "matplotlib>=3.7", "threadpoolctl>=3"],
         "gpu": ["onnxruntime-gpu>=1.17"],  # install in an environment without `onnxruntime`
         "tensorrt": ["tensorrt>=10"],
     },

@@ -33,11 +33,40 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _cpu_detail() -> dict[str, Any]:
+    """Family/model (which core generation a generic "AMD EPYC" is), SIMD flags that matter, cache sizes."""
+    info: dict[str, Any] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            if key in ("vendor_id", "cpu family", "model", "stepping", "cpu MHz", "cache size") and key not in info:
+                info[key.replace(" ", "_")] = value
+            elif key == "flags" and "simd" not in info:
+                wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_int8", "amx_bf16")
+                info["simd"] = [f for f in wanted if f in value.split()]
+            if line == "" and info:
+                break
+    except OSError:
+        pass
+    return info
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def machine() -> dict[str, Any]:
@@ -50,6 +79,7 @@ def machine() -> dict[str, Any]:
         physical = None
     return {
         "cpu": _cpu_model(),
+        "cpu_detail": _cpu_detail(),
         "logical_cores": os.cpu_count(),
         "physical_cores": physical,
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -59,7 +89,10 @@ def machine() -> dict[str, Any]:
         "torch": _version("torch"),
         "onnxruntime": _version("onnxruntime"),
         "showo_sdk": _version("showo-sdk"),
+        "onnx": _version("onnx"),
         "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,  # busy machine = noisy figures
+        "load_average_1_5_15m": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "memory_gib": _memory_gib(),
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -86,16 +119,152 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
             print("  ".join("-" * w for w in widths))
 
 
-def save_results(name: str, payload: dict[str, Any]) -> Path:
-    """Write payload (plus the machine description) to benchmarks/results/<name>.json atomically."""
-    path = RESULTS_DIR / f"{name}.json"
+def save_results(name: str, payload: dict[str, Any], directory: str | os.PathLike | None = None) -> Path:
+    """Write payload (plus the machine description) to <directory or benchmarks/results>/<name>.json atomically."""
+    path = Path(directory or RESULTS_DIR) / f"{name}.json"
     atomic_write_text(path, json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     return path
 
 
-def save_plot(name: str, figure: Any) -> Path:
-    """Save a matplotlib figure to benchmarks/results/<name>.png atomically."""
-    path = RESULTS_DIR / f"{name}.png"
+def save_plot(name: str, figure: Any, directory: str | os.PathLike | None = None) -> Path:
+    """Save a matplotlib figure to <directory or benchmarks/results>/<name>.png atomically."""
+    path = Path(directory or RESULTS_DIR) / f"{name}.png"
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     return path
+
+
+# ---- shared by bench_t2i, bench_mmu, bench_scaling and roofline ---------------------------------
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux's VmHWM (the high-water mark of this process image); ru_maxrss is not used because it
+    keeps the parent's peak across fork + exec, so a small child would report its parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float | None:
+    """Current resident set size in MiB (None without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_child(script: str | os.PathLike, params: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    """Run ``python script --child JSON`` in a fresh process and return the JSON object it prints last.
+
+    One process per measured variant: its peak RSS is its own, and a big model is freed when it exits.
+    The child's stderr (progress, warnings) is passed on when it ends; a failing child raises with its
+    exit code and the end of its stderr.
+    """
+    import subprocess
+
+    cmd = [sys.executable, str(script), "--child", json.dumps(params)]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    if proc.stderr:
+        sys.stderr.write(proc.stderr)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise RuntimeError(f"child {params.get('variant')} of {Path(script).name} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+class Clock:
+    """Start/end times of named events (graph runs, model calls) within one measured call."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float, float]] = []
+
+    def reset(self) -> None:
+        self.events = []
+
+    def add(self, name: str, start: float, end: float) -> None:
+        self.events.append((name, start, end))
+
+    def total_ms(self, *names: str) -> float:
+        return sum(e - s for n, s, e in self.events if n in names) * 1e3
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _, _ in self.events if n == name)
+
+    def ends(self, name: str) -> list[float]:
+        return [e for n, _, e in self.events if n == name]
+
+    def starts(self, name: str) -> list[float]:
+        return [s for n, s, _ in self.events if n == name]
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.add(name, start, time.perf_counter())
+        return timed
+
+
+class _TimedBound:
+    def __init__(self, bound: Any, clock: Clock, name: str):
+        self._bound, self._clock, self._name = bound, clock, name
+
+    def run(self) -> None:
+        start = time.perf_counter()
+        self._bound.run()
+        self._clock.add(self._name, start, time.perf_counter())
+
+
+class _TimedGraph:
+    """Wraps a runtime graph: every ``run`` and every ``bind(...).run()`` is recorded in a Clock."""
+
+    def __init__(self, graph: Any, clock: Clock):
+        self._graph, self._clock = graph, clock
+        self.name = graph.name
+
+    def run(self, feed: dict[str, Any]) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            return self._graph.run(feed)
+        finally:
+            self._clock.add(self.name, start, time.perf_counter())
+
+    def bind(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> _TimedBound:
+        return _TimedBound(self._graph.bind(inputs, outputs), self._clock, self.name)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._graph, attr)
+
+
+def instrument_runtime(runtime: Any, names: Sequence[str], clock: Clock) -> str | None:
+    """Time the graph runs of a ``showo_sdk.Runtime`` per graph, without touching the runtime's code.
+
+    The Runtime offers no per-stage timing hook, so this wraps the session objects its graph table
+    caches (``Runtime._graphs._graphs``, created here). Returns None on success, or why the split
+    is unavailable (the runtime's internals changed): the totals are measured either way.
+    """
+    graphs = getattr(runtime, "_graphs", None)
+    table = getattr(graphs, "_graphs", None)
+    if graphs is None or not isinstance(table, dict):
+        return "this Runtime has no graph table to instrument; per-stage split unavailable"
+    for name in names:
+        table[name] = _TimedGraph(graphs[name], clock)
+    return None

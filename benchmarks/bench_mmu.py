@@ -1,0 +1,272 @@
+"""MMU: a 64-token answer after a prompt of N=256 image tokens + a question, four ways, side by side:
+
+  official  PyTorch reference, ``use_cache=False``: the whole sequence recomputed for every new
+            token with full-vocabulary logits on every row (how upstream ``mmu_generate`` runs)
+  cached    PyTorch reference with a KV cache (prefill, then one-token steps)
+  ort-fp32  showo_sdk.Runtime on ONNX Runtime CPU, fp32 bundle (mmu_prefill + decode_step over a
+            fixed-capacity cache bound once)
+  ort-int8  the same on the dynamic-int8 bundle
+
+Reported: time to first token (TTFT: prefill + the first pick), decode tokens/s after it, overall
+tokens/s (all new tokens / whole call), ratios to ``official`` (same run), peak RSS. Greedy; the
+eot id is [MASK], which the random models never emit, so every run makes exactly ``--tokens``.
+Each variant runs in its own process; medians of ``--repeat`` runs after a 2-token warm-up.
+Run: ``python benchmarks/bench_mmu.py [--layers 24] [--quick]``; writes benchmarks/results/<name>.{json,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import flops  # noqa: E402
+from common import (  # noqa: E402
+    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, run_child, save_plot, save_results,
+    usable_cores,
+)
+from models import ModelSpec, add_model_args, bundle_bytes, ensure_bundles, never_eot, spec_from_args  # noqa: E402
+
+VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
+
+
+def mmu_inputs(config, batch: int, question_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(image codes (B, N), question ids (Lq,)): random codes and a fixed random question."""
+    rng = np.random.default_rng(4321)
+    codes = rng.integers(0, config.layout.codebook_size, size=(batch, config.num_image_tokens), dtype=np.int64)
+    question = rng.integers(0, min(config.layout.bos_id, config.layout.text_vocab_size) or 1, size=question_len)
+    return codes, question.astype(np.int64)
+
+
+def _timing(t0: float, t_end: float, first_step_start: float | None, tokens: int) -> dict[str, float]:
+    total = (t_end - t0) * 1e3
+    ttft = (first_step_start - t0) * 1e3 if first_step_start is not None else total
+    decode = total - ttft
+    return {"total_ms": total, "ttft_ms": ttft, "decode_ms": decode, "new_tokens": tokens,
+            "tokens_per_s": tokens / (total * 1e-3),
+            "decode_tokens_per_s": (tokens - 1) / (decode * 1e-3) if tokens > 1 and decode > 0 else float("nan"),
+            "decode_ms_per_token": decode / (tokens - 1) if tokens > 1 else float("nan")}
+
+
+def _torch_variant(p: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from models import build_torch
+    from showo_sdk.model.generate import mmu_generate
+    from showo_sdk.prompting import Prompting
+
+    torch.set_num_threads(p["threads"])
+    spec = ModelSpec(**p["spec"])
+    start = time.perf_counter()
+    model, config, _ = build_torch(spec, with_vq=False)
+    load_s = time.perf_counter() - start
+    codes, question = mmu_inputs(config, p["batch"], p["question_len"])
+    prompt = torch.from_numpy(Prompting(config).mmu_ids(codes, question))
+    clock = Clock()
+    model.forward = clock.wrap("forward", model.forward)
+    use_cache = p["variant"] == "cached"
+
+    def once(tokens: int) -> tuple[dict[str, float], list[int]]:
+        clock.reset()
+        t0 = time.perf_counter()
+        out = mmu_generate(model, config, prompt, max_new_tokens=tokens, eot_id=never_eot(config), greedy=True,
+                           use_cache=use_cache)
+        t1 = time.perf_counter()
+        starts = clock.starts("forward")
+        return _timing(t0, t1, starts[1] if len(starts) > 1 else None, len(out[0])), out[0]
+
+    return _measure(p, once, load_s, prompt.shape[1], None)
+
+
+def _ort_variant(p: dict[str, Any]) -> dict[str, Any]:
+    import showo_sdk
+
+    start = time.perf_counter()
+    rt = showo_sdk.Runtime(p["bundle"], backend="ort-cpu", num_threads=p["threads"], verify_checksums=False)
+    clock = Clock()
+    note = instrument_runtime(rt, ("mmu_prefill", "decode_step"), clock)
+    load_s = time.perf_counter() - start
+    codes, question = mmu_inputs(rt.config, p["batch"], p["question_len"])
+    eot = never_eot(rt.config)
+
+    def once(tokens: int) -> tuple[dict[str, float], list[int]]:
+        clock.reset()
+        t0 = time.perf_counter()
+        out = rt.understand_ids(codes, question, max_new_tokens=tokens, eot_id=eot)
+        t1 = time.perf_counter()
+        starts = clock.starts("decode_step")
+        r = _timing(t0, t1, starts[0] if starts else None, len(out[0]))
+        r["prefill_graph_ms"] = clock.total_ms("mmu_prefill")
+        r["decode_graph_ms"] = clock.total_ms("decode_step")
+        return r, out[0]
+
+    prompt_len = rt.prompting.mmu_ids(codes, question).shape[1]
+    return _measure(p, once, load_s, prompt_len, note)
+
+
+def _measure(p: dict[str, Any], once, load_s: float, prompt_len: int, note: str | None) -> dict[str, Any]:
+    load_rss = rss_mb()
+    for _ in range(p["warmup"]):
+        once(2)
+    runs, tokens = [], []
+    for _ in range(p["repeat"]):
+        r, tokens = once(p["tokens"])
+        runs.append(r)
+    out: dict[str, Any] = {k: median([r[k] for r in runs]) for k in runs[0]}
+    out.update(variant=p["variant"], runs=runs, load_s=load_s, rss_after_load_mb=load_rss, peak_rss_mb=peak_rss_mb(),
+               threads=p["threads"], prompt_len=prompt_len, tokens=tokens)
+    if note:
+        out["note"] = note
+    return out
+
+
+def child(p: dict[str, Any]) -> dict[str, Any]:
+    return _torch_variant(p) if p["variant"] in ("official", "cached") else _ort_variant(p)
+
+
+def default_name(spec: ModelSpec) -> str:
+    if spec.from_checkpoint:
+        return "mmu_shapes" if spec.model == "shapes" else f"mmu_{spec.key()}"
+    if spec == ModelSpec(layers=spec.layers):
+        return "mmu" if spec.layers == 4 else f"mmu_{spec.layers}l"
+    return f"mmu_custom_{spec.key()}"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_model_args(parser)
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens per answer (default 64)")
+    parser.add_argument("--question-len", type=int, default=16, help="question template tokens (default 16)")
+    parser.add_argument("--batch", type=int, default=1, help="answers per call (default 1, as upstream)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per variant (default 3; 1 at >= 24 layers)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed 2-token runs per variant first (default 1)")
+    parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {','.join(VARIANTS)}")
+    parser.add_argument("--quick", action="store_true", help="16 tokens, one timed run")
+    parser.add_argument("--name", default=None, help="results name (default mmu, mmu_24l, mmu_shapes ...)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return
+    spec = spec_from_args(args)
+    deep = spec.layers >= 24
+    tokens = 16 if args.quick and args.tokens == 64 else args.tokens
+    repeat = args.repeat or (1 if deep or args.quick else 3)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise SystemExit(f"unknown variants {bad}; choose from {VARIANTS}")
+    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
+    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    threads = args.threads or usable_cores()
+    config = spec.config()
+    base = {"spec": spec.describe(), "threads": threads, "tokens": tokens, "question_len": args.question_len,
+            "batch": args.batch, "repeat": repeat, "warmup": args.warmup}
+    results: dict[str, dict[str, Any]] = {}
+    for v in variants:
+        params = {**base, "variant": v}
+        if v.startswith("ort-"):
+            params["bundle"] = str(bundles[v[4:]])
+        print(f"[mmu] {v} ...", file=sys.stderr, flush=True)
+        results[v] = run_child(__file__, params)
+        print(f"[mmu] {v}: {results[v]['tokens_per_s']:.2f} tokens/s", file=sys.stderr, flush=True)
+    report(args, spec, config, tokens, repeat, threads, variants, results, bundles)
+
+
+def report(args, spec, config, tokens, repeat, threads, variants, results, bundles) -> None:
+    prompt_len = next(iter(results.values()))["prompt_len"]
+    fl = {"official": flops.mmu_answer(config, prompt_len, tokens, official=True, batch=args.batch),
+          "cached": flops.mmu_answer(config, prompt_len, tokens, batch=args.batch),
+          "runtime": flops.mmu_answer(config, prompt_len, tokens, capacity=prompt_len + tokens - 1, batch=args.batch)}
+    ref = results.get("official")
+    ratios: dict[str, dict[str, float]] = {}
+    for v, r in results.items():
+        kind = "official" if v == "official" else ("cached" if v == "cached" else "runtime")
+        r["gflops_per_s"] = fl[kind].total / (r["total_ms"] * 1e-3) / 1e9
+        if ref is not None:
+            ratios[v] = {"tokens_per_s": r["tokens_per_s"] / ref["tokens_per_s"],
+                         "decode_tokens_per_s": r["decode_tokens_per_s"] / ref["decode_tokens_per_s"],
+                         "ttft_speedup": ref["ttft_ms"] / r["ttft_ms"]}
+    want = results.get("cached", {}).get("tokens")
+    agreement = None
+    if want:
+        agreement = {v: float(np.mean([a == b for a, b in zip(r["tokens"], want)])) for v, r in results.items()}
+    rows = [[v, r["ttft_ms"], r["decode_ms_per_token"], r["decode_tokens_per_s"], r["tokens_per_s"],
+             ratios.get(v, {}).get("tokens_per_s", float("nan")), r["total_ms"], r["peak_rss_mb"]]
+            for v, r in ((v, results[v]) for v in variants)]
+    desc = (f"{spec.model} Show-o, {config.transformer.num_layers} layers, hidden {config.transformer.hidden_size}, "
+            f"V={config.layout.vocab_size}, prompt {prompt_len} tokens (N={config.num_image_tokens}), {tokens} new "
+            f"tokens, batch {args.batch}, {threads} threads")
+    print(f"MMU answer: {desc} (median of {repeat} runs)")
+    print_table(["variant", "TTFT ms", "ms/token", "decode tok/s", "tok/s", "x official", "total ms", "peak RSS MB"],
+                rows)
+    if agreement:
+        print("greedy tokens equal to 'cached':", ", ".join(f"{v} {a:.1%}" for v, a in agreement.items()))
+    name = args.name or default_name(spec)
+    for r in results.values():
+        r.pop("tokens", None)
+    payload = {
+        "what": "MMU greedy answer: official recompute vs KV cache (torch) vs Runtime ORT fp32/int8",
+        "config": {"description": desc, "spec": spec.describe(), "showo_config": config.to_dict(),
+                   "new_tokens": tokens, "prompt_len": prompt_len, "question_len": args.question_len,
+                   "batch": args.batch, "repeat": repeat, "warmup_runs": args.warmup, "threads": threads},
+        "bundles": {p: {"path": str(b), "bytes": bundle_bytes(b)} for p, b in bundles.items()},
+        "flops": {k: v.to_json() for k, v in fl.items()},
+        "definitions": "TTFT = call start to the first token chosen (start of the 2nd model call / first decode_step); "
+                       "decode tokens/s = (tokens - 1) / (total - TTFT); tokens/s = tokens / total",
+        "timings": results, "ratios_vs_official": ratios, "greedy_agreement_vs_cached": agreement,
+        "command": " ".join(["python", "benchmarks/bench_mmu.py", *sys.argv[1:]]),
+    }
+    path = save_results(name, payload, args.out_dir)
+    if not args.no_plot:
+        plot(name, desc, variants, results, ratios, args.out_dir)
+    print(f"wrote {path}")
+
+
+def plot(name: str, desc: str, variants: list[str], results: dict[str, Any], ratios: dict[str, Any],
+         out_dir: Path | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.arange(len(variants))
+    tps = [results[v]["tokens_per_s"] for v in variants]
+    a1.bar(x, tps, color="#1f77b4")
+    for i, v in enumerate(variants):
+        r = ratios.get(v, {}).get("tokens_per_s")
+        a1.text(i, tps[i], f"{tps[i]:.3g}" + (f"\n{r:.1f}x" if r else ""), ha="center", va="bottom", fontsize=8)
+    a1.set_xticks(x, variants)
+    a1.set_ylabel("tokens/s (whole answer, median)")
+    a1.set_yscale("log")
+    a1.set_title("throughput")
+    ttft = [results[v]["ttft_ms"] for v in variants]
+    a2.bar(x, ttft, color="#ff7f0e")
+    for i in range(len(variants)):
+        a2.text(i, ttft[i], f"{ttft[i]:.0f}", ha="center", va="bottom", fontsize=8)
+    a2.set_xticks(x, variants)
+    a2.set_ylabel("time to first token, ms (median)")
+    a2.set_title("TTFT")
+    fig.suptitle(desc, fontsize=8)
+    fig.tight_layout()
+    save_plot(name, fig, out_dir)
+
+
+if __name__ == "__main__":
+    main()

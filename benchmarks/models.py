@@ -1,0 +1,485 @@
+"""The models the benchmarks run: random-weight Show-o at phi-1.5 width (any depth), its VQ, a tokenizer,
+and their engine bundles (fp32 and int8), cached under ``benchmarks/.cache/<spec key>/``.
+
+Weights are regenerated from a seed wherever they are needed (torch side), so no checkpoint is
+written: the 24-layer model would be another 5.8 GB on disk. The bundles are written by a lean
+exporter that calls the graph classes of ``showo_sdk.export`` one graph at a time, then quantizes
+from the fp32 files with the torch model already freed: the full ``export_bundle`` pipeline also
+validates every graph against PyTorch and drives all four transformer sessions at once, which at 24
+layers needs ~4 x 5.8 GB of ONNX Runtime sessions next to the 5.8 GB torch model and does not fit in
+24 GB. The bundles still pass ``load_bundle`` (checksums, names, dtypes, shapes), and the bench
+scripts compare the runtime's greedy tokens with the reference (``--greedy``).
+
+``--model shapes`` uses the shipped model (``showo_sdk/assets/shapes``), ``--checkpoint DIR`` any
+checkpoint in our format (config.json, model.safetensors, tokenizer.json, vq/); both are exported
+with the full (validated) pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from showo_sdk.config import ShowoConfig, TokenLayout, TransformerConfig, VQConfig
+
+CACHE_DIR = Path(os.environ.get("SHOWO_BENCH_CACHE", Path(__file__).resolve().parent / ".cache"))
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "showo_sdk" / "assets" / "shapes"
+PHI_TEXT_VOCAB, PHI_BOS = 50295, 50256
+MODELS = ("random", "shapes", "checkpoint")
+VQS = ("official", "small", "tiny")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build: a random-weight Show-o of these sizes (phi-1.5 width by default) or the shipped model."""
+
+    model: str = "random"
+    layers: int = 4
+    hidden: int = 2048
+    heads: int = 32
+    mlp: int = 8192
+    text_vocab: int = PHI_TEXT_VOCAB
+    codebook_bits: int = 13
+    grid: int = 16
+    max_text_len: int = 128
+    vq: str = "official"
+    max_batch: int = 8
+    seed: int = 0
+    checkpoint: str = ""  # model "shapes" / "checkpoint": the checkpoint directory
+
+    @property
+    def from_checkpoint(self) -> bool:
+        return self.model != "random"
+
+    def key(self) -> str:
+        """Directory name of this spec's cache: readable sizes + a hash of every field."""
+        if self.from_checkpoint:
+            path = Path(self.checkpoint).resolve()
+            stamp = (path / "config.json").stat().st_mtime_ns if (path / "config.json").exists() else 0
+            tag = hashlib.sha256(f"{path}:{stamp}".encode()).hexdigest()[:8]
+            return f"{self.model}_{path.name}_{tag}"
+        fields = {k: v for k, v in asdict(self).items() if k != "checkpoint"}
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        return f"L{self.layers}_d{self.hidden}_g{self.grid}_vq-{self.vq}_{digest}"
+
+    def describe(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def vq_config(self) -> VQConfig:
+        res = self.grid * 16
+        if self.vq == "official":
+            return VQConfig(codebook_bits=self.codebook_bits, resolution=res)
+        if self.vq == "small":
+            return VQConfig(base_channels=32, encoder_ch_mult=(1, 1, 2, 2, 4), encoder_num_res_blocks=(1,) * 5,
+                            decoder_ch_mult=(1, 1, 2, 2, 4), decoder_num_res_blocks=(1,) * 5,
+                            codebook_bits=self.codebook_bits, resolution=res, norm_groups=8)
+        return VQConfig(base_channels=8, encoder_ch_mult=(1, 1, 2, 2, 2), encoder_num_res_blocks=(1,) * 5,
+                        decoder_ch_mult=(1, 1, 2, 2, 2), decoder_num_res_blocks=(1,) * 5,
+                        codebook_bits=self.codebook_bits, resolution=res, norm_groups=4)
+
+    def config(self) -> ShowoConfig:
+        """The ShowoConfig of a random model (for ``shapes``: read from the shipped checkpoint)."""
+        if self.from_checkpoint:
+            from showo_sdk.model.showo_io import read_config
+
+            return read_config(self.checkpoint)[0]
+        layout = TokenLayout(text_vocab_size=self.text_vocab, codebook_size=2 ** self.codebook_bits,
+                             bos_id=min(PHI_BOS, self.text_vocab - 1))
+        tc = TransformerConfig(vocab_size=layout.vocab_size, hidden_size=self.hidden, num_layers=self.layers,
+                               num_heads=self.heads, intermediate_size=self.mlp,
+                               max_position_embeddings=max(2048, self.max_text_len + 1 + self.grid ** 2 + 2 + 128))
+        return ShowoConfig(layout=layout, transformer=tc, max_text_len=self.max_text_len,
+                           image_grid=(self.grid, self.grid))
+
+
+def add_model_args(parser: argparse.ArgumentParser, layers: int = 4) -> None:
+    """The model flags every bench script shares."""
+    g = parser.add_argument_group("model (random weights unless --model shapes)")
+    g.add_argument("--model", choices=MODELS[:2], default="random",
+                   help="random: phi-1.5-width Show-o with random weights; shapes: the shipped model")
+    g.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="benchmark this checkpoint (our format, with tokenizer.json and vq/) instead")
+    g.add_argument("--layers", type=int, default=layers, help=f"transformer layers (default {layers}; phi-1.5 has 24)")
+    g.add_argument("--hidden", type=int, default=2048, help="hidden size (default 2048, phi-1.5)")
+    g.add_argument("--heads", type=int, default=None, help="attention heads (default hidden / 64)")
+    g.add_argument("--mlp", type=int, default=None, help="MLP size (default 4 x hidden)")
+    g.add_argument("--text-vocab", type=int, default=PHI_TEXT_VOCAB, help="text vocabulary (default 50295, phi-1.5)")
+    g.add_argument("--codebook-bits", type=int, default=13, help="log2 of the codebook size (default 13: 8192)")
+    g.add_argument("--grid", type=int, default=16, help="image tokens per side (default 16: N = 256)")
+    g.add_argument("--text-len", type=int, default=128, help="max text tokens (default 128: text block 129)")
+    g.add_argument("--vq", choices=VQS, default="official",
+                   help="VQ decoder width: official MAGVIT-v2 (default), small, or tiny (smoke tests)")
+    g.add_argument("--weight-seed", dest="seed", type=int, default=0, help="seed of the random weights (default 0)")
+    g.add_argument("--cache-dir", type=Path, default=None, help=f"bundle cache (default {CACHE_DIR})")
+
+
+def spec_from_args(args: argparse.Namespace, **overrides: Any) -> ModelSpec:
+    heads = args.heads if args.heads is not None else max(1, args.hidden // 64)
+    mlp = args.mlp if args.mlp is not None else 4 * args.hidden
+    spec = ModelSpec(model=args.model, layers=args.layers, hidden=args.hidden, heads=heads, mlp=mlp,
+                     text_vocab=args.text_vocab, codebook_bits=args.codebook_bits, grid=args.grid,
+                     max_text_len=args.text_len, vq=args.vq, seed=args.seed)
+    checkpoint = str(Path(args.checkpoint).resolve()) if getattr(args, "checkpoint", None) else (
+        str(SHIPPED_MODEL) if args.model == "shapes" else "")
+    if checkpoint:
+        spec = replace(spec, model="checkpoint" if args.checkpoint else "shapes", checkpoint=checkpoint)
+        try:  # the sizes recorded next to the figures are the checkpoint's
+            cfg = spec.config()
+            tc = cfg.transformer
+            spec = replace(spec, layers=tc.num_layers, hidden=tc.hidden_size, heads=tc.num_heads,
+                           mlp=tc.intermediate_size, text_vocab=cfg.layout.text_vocab_size,
+                           codebook_bits=cfg.layout.codebook_size.bit_length() - 1, grid=cfg.image_grid[0],
+                           max_text_len=cfg.max_text_len, vq="checkpoint")
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint ends the run with its reason
+            what = "the shipped model" if spec.model == "shapes" else "the checkpoint"
+            raise SystemExit(f"cannot read {what} at {checkpoint}: {exc}") from None
+    return replace(spec, **overrides)
+
+
+def cache_dir(args_dir: Path | None = None) -> Path:
+    return Path(args_dir) if args_dir is not None else CACHE_DIR
+
+
+# ---- tokenizer ------------------------------------------------------------------------------------
+def phi_sized_tokenizer(text_vocab: int = PHI_TEXT_VOCAB, bos: int = PHI_BOS):
+    """A byte-level BPE with exactly ``text_vocab`` text ids and ``<|endoftext|>`` at ``bos``, as phi-1.5's.
+
+    No merges: text encodes to byte tokens (the benchmarks feed ids, the vocabulary size is what matters).
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    from showo_sdk.tokenizer import TextTokenizer
+
+    bos = min(bos, text_vocab - 1)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    if text_vocab < len(alphabet) + 1:
+        raise ValueError(f"text vocabulary must be >= {len(alphabet) + 1}, got {text_vocab}")
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    while len(vocab) < text_vocab:
+        idx = len(vocab)
+        vocab["<|endoftext|>" if idx == bos else f"<|t{idx}|>"] = idx
+    if "<|endoftext|>" not in vocab:  # bos fell inside the byte alphabet: put it last
+        vocab.pop(next(k for k, v in vocab.items() if v == text_vocab - 1))
+        vocab["<|endoftext|>"] = text_vocab - 1
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=False)])
+    return TextTokenizer(tok)
+
+
+# ---- torch side ------------------------------------------------------------------------------------
+def build_torch(spec: ModelSpec, with_vq: bool = True):
+    """(model, config, vq or None): the reference modules in eval mode, without gradients.
+
+    Random models: the weights follow from ``spec.seed``; the lm_head bias of [MASK] is -1e4 so that
+    greedy MMU answers never emit it (the benchmarks use [MASK] as an eot that never comes: every
+    run generates exactly the asked number of tokens).
+    """
+    import torch
+
+    from showo_sdk.model.magvit import MagvitV2
+    from showo_sdk.model.transformer import ShowoTransformer
+
+    if spec.from_checkpoint:
+        from showo_sdk.model import load_magvit, load_showo
+
+        ckpt = Path(spec.checkpoint)
+        model = load_showo(ckpt).eval().requires_grad_(False)
+        vq = load_magvit(ckpt / "vq").eval().requires_grad_(False) if with_vq else None
+        return model, model.showo_config, vq
+    config = spec.config()
+    torch.manual_seed(spec.seed)
+    model = ShowoTransformer(config.transformer).eval().requires_grad_(False)
+    with torch.no_grad():
+        model.showo.lm_head.bias[config.layout.mask_id] = -1e4
+    model.showo_config = config
+    vq = None
+    if with_vq:
+        torch.manual_seed(spec.seed + 1)
+        vq = MagvitV2(spec.vq_config()).eval().requires_grad_(False)
+    return model, config, vq
+
+
+def never_eot(config: ShowoConfig) -> int:
+    """The eot id the benchmarks pass: [MASK], which the models never emit in MMU answers."""
+    return config.layout.mask_id
+
+
+# ---- bundles ---------------------------------------------------------------------------------------
+def bundle_dir(spec: ModelSpec, precision: str, root: Path | None = None) -> Path:
+    return cache_dir(root) / spec.key() / f"engine.{precision}"
+
+
+def _say(progress: bool, msg: str) -> None:
+    if progress:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"[models] {msg} (peak RSS {peak:.1f} GiB)", file=sys.stderr, flush=True)
+
+
+def _manifest_body(config: ShowoConfig, vq: VQConfig, precision: str, graphs: dict[str, Any],
+                   spec: ModelSpec, tok) -> dict[str, Any]:
+    from showo_sdk.export.bundle_writer import creation_info, model_section
+
+    return {"created": creation_info({"benchmark_spec": json.dumps(spec.describe())}), "precision": precision,
+            "model": model_section(config, vq),
+            "tokenizer": {"file": "tokenizer.json", "text_vocab_size": tok.text_vocab_size, "bos_id": tok.bos_id},
+            "graphs": graphs,
+            "validation": {"skipped": "benchmark bundle (random weights) written by benchmarks/models.py; the graphs "
+                                      "are those of showo_sdk.export, validated by its tests"},
+            "tensorrt": {"requested": None, "built": False}}
+
+
+def _export_fp32(spec: ModelSpec, out: Path, progress: bool) -> None:
+    import torch
+
+    from showo_sdk.export.bundle_writer import graph_entry, write_manifest
+    from showo_sdk.export.common import export_graph
+    from showo_sdk.export.decode_step import DecodeStep
+    from showo_sdk.export.mmu_prefill import MMUPrefill
+    from showo_sdk.export.t2i_prefix import T2IPrefix
+    from showo_sdk.export.t2i_step import T2IStep
+    from showo_sdk.export.vq_decoder import VQDecoder
+    from showo_sdk.export.vq_encoder import VQEncoder
+    from showo_sdk.runtime.bundle import load_bundle
+    from showo_sdk.utils.atomic import atomic_dir
+
+    start = time.perf_counter()
+    model, config, vq = build_torch(spec)
+    tok = phi_sized_tokenizer(spec.text_vocab)
+    tok.check_layout(config.layout)
+    _say(progress, f"built {spec.key()} in {time.perf_counter() - start:.1f} s; exporting to {out}")
+    graphs: dict[str, Any] = {}
+    with atomic_dir(out, overwrite=True) as tmp, torch.no_grad():
+        for cls in (VQEncoder, VQDecoder):
+            g = cls(vq, spec.max_batch)
+            t0 = time.perf_counter()
+            exporter = export_graph(g, tmp / f"{g.name}.onnx")
+            graphs[g.name] = graph_entry(g.spec(), tmp / f"{g.name}.onnx", "fp32", exporter)
+            _say(progress, f"  {g.name}: {time.perf_counter() - t0:.1f} s")
+        for cls in (T2IPrefix, T2IStep, MMUPrefill, DecodeStep):
+            g = cls(model, config, "fp32", spec.max_batch, cast=model)
+            t0 = time.perf_counter()
+            exporter = export_graph(g, tmp / f"{g.name}.onnx")
+            graphs[g.name] = graph_entry(g.spec(), tmp / f"{g.name}.onnx", "fp32", exporter)
+            _say(progress, f"  {g.name}: {time.perf_counter() - t0:.1f} s")
+            del g
+            gc.collect()
+        tok.save(tmp / "tokenizer.json")
+        write_manifest(tmp, _manifest_body(config, spec.vq_config(), "fp32", graphs, spec, tok))
+        load_bundle(tmp)
+
+
+def stream_quantize_int8(src: Path, dst: Path) -> None:
+    """Dynamic int8 of ``src`` in bounded memory: every MatMul with a constant weight becomes ORT's
+    ``com.microsoft.DynamicQuantizeMatMul`` (int8 weights, symmetric per output column; activations
+    quantized to uint8 on the fly) - the kernel ONNX Runtime fuses quantize_dynamic's per-channel output
+    into. Weights are read one at a time from the memory-mapped external data and written to
+    ``{dst}.data``, so memory stays near one weight matrix, where ``quantize_dynamic`` holds ~3.2x the
+    graph (18 GB for a 24-layer graph: more than this machine has next to anything else).
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src), load_external_data=False)
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    targets = {n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits
+               and uses[n.input[1]] == 1 and len(inits[n.input[1]].dims) == 2
+               and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT}
+    data_name = dst.name + ".data"
+    maps: dict[str, Any] = {}
+
+    def read(t: onnx.TensorProto) -> np.ndarray:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            return numpy_helper.to_array(t)
+        info = {e.key: e.value for e in t.external_data}
+        dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
+        path = src.parent / info["location"]
+        if str(path) not in maps:
+            maps[str(path)] = np.memmap(path, dtype=np.uint8, mode="r")
+        start = int(info.get("offset", 0))
+        raw = maps[str(path)][start:start + int(info["length"])]
+        return np.frombuffer(raw, dtype=dtype).reshape(tuple(t.dims))
+
+    new_inits: list[onnx.TensorProto] = []
+    with open(dst.parent / data_name, "wb") as fh:
+        def put(name: str, array: np.ndarray) -> None:
+            tensor = numpy_helper.from_array(np.require(array, requirements="C"), name)
+            if array.nbytes >= 1024:
+                pad = (-fh.tell()) % 4096
+                fh.write(b"\0" * pad)
+                offset = fh.tell()
+                fh.write(tensor.raw_data)
+                onnx.external_data_helper.set_external_data(tensor, data_name, offset, array.nbytes)
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                tensor.ClearField("raw_data")
+            new_inits.append(tensor)
+
+        for t in graph.initializer:
+            w = read(t)
+            if t.name in targets:
+                scale = np.maximum(np.abs(w).max(axis=0), np.float32(1e-12)) / np.float32(127.0)  # (N,)
+                q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)  # (K, N)
+                put(t.name + "_int8", q)
+                put(t.name + "_scale", scale.astype(np.float32))
+            else:
+                put(t.name, w)
+    del graph.initializer[:]
+    graph.initializer.extend(new_inits)
+    nodes = []
+    for n in graph.node:
+        if n.op_type == "MatMul" and n.input[1] in targets:
+            w = n.input[1]
+            n = helper.make_node("DynamicQuantizeMatMul", [n.input[0], w + "_int8", w + "_scale"], list(n.output),
+                                 name=(n.name or w) + "_int8", domain="com.microsoft")
+        nodes.append(n)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save_model(model, str(dst))
+    maps.clear()
+
+
+#: Graphs above this many bytes are quantized by stream_quantize_int8 (quantize_dynamic peaks at ~3.2x).
+STREAM_QUANTIZE_BYTES = int(os.environ.get("SHOWO_BENCH_STREAM_QUANTIZE_BYTES", 2_500_000_000))
+
+
+def _quantizer(path: Path) -> str:
+    from showo_sdk.export.common import graph_files
+
+    size = sum(f.stat().st_size for f in graph_files(path))
+    return "stream" if size > STREAM_QUANTIZE_BYTES else "quantize_dynamic"
+
+
+def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> None:
+    """The int8 bundle: the fp32 bundle's transformer graphs quantized (torch not loaded), VQ graphs linked."""
+    from showo_sdk.export.bundle_writer import file_entry, write_manifest
+    from showo_sdk.export.common import graph_files
+    from showo_sdk.export.quantize import quantize_int8
+    from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS, load_bundle
+    from showo_sdk.utils.atomic import atomic_dir
+
+    fp32 = load_bundle(src, verify_checksums=False)
+    tok = phi_sized_tokenizer(spec.text_vocab)
+    graphs: dict[str, Any] = {}
+    with atomic_dir(out, overwrite=True) as tmp:
+        for name, info in fp32.graphs.items():
+            entry = dict(info.entry)  # same declaration (inputs, outputs, dims, notes); new file and precision
+            if name in TRANSFORMER_GRAPHS:
+                dst = tmp / f"{name}.int8.onnx"
+                t0 = time.perf_counter()
+                how = _quantizer(info.path)
+                if how == "stream":
+                    stream_quantize_int8(info.path, dst)
+                else:
+                    quantize_int8(info.path, dst)
+                gc.collect()
+                _say(progress, f"  {name} int8 ({how}): {time.perf_counter() - t0:.1f} s")
+                entry.pop("external_data", None)
+                entry.update(file=dst.name, **file_entry(dst), precision="int8", quantizer=how)
+                files = graph_files(dst)
+                if len(files) > 1:
+                    entry["external_data"] = {"file": files[1].name, **file_entry(files[1])}
+            else:
+                for f in [info.path] + ([src / entry["external_data"]["file"]] if entry.get("external_data") else []):
+                    try:
+                        os.link(f, tmp / f.name)
+                    except OSError:
+                        shutil.copy2(f, tmp / f.name)
+            graphs[name] = entry
+        tok.save(tmp / "tokenizer.json")
+        write_manifest(tmp, _manifest_body(fp32.config, fp32.vq_config, "int8", graphs, spec, tok))
+        load_bundle(tmp)
+
+
+def _export_checkpoint(spec: ModelSpec, out: Path, precision: str, progress: bool) -> None:
+    from showo_sdk.export import ExportOptions, export_checkpoint
+
+    ckpt = Path(spec.checkpoint)
+    if not (ckpt / "config.json").is_file():
+        what = "the shipped model" if spec.model == "shapes" else "the checkpoint"
+        raise SystemExit(f"{what} is not there ({ckpt} has no config.json); train or install it first")
+    export_checkpoint(ckpt, out, options=ExportOptions(precision=precision, progress=progress, force=True))
+
+
+def _ignore_cache(root: Path) -> None:
+    """Keep the cache (GBs of ONNX) out of git even before .gitignore lists it: a '*' .gitignore inside."""
+    root.mkdir(parents=True, exist_ok=True)
+    marker = root / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# benchmark bundles (GBs): never committed\n*\n", encoding="utf-8")
+
+
+def _usable(path: Path) -> bool:
+    """A complete bundle this SDK still reads (a bundle from an older SDK's format is rebuilt)."""
+    from showo_sdk.errors import ShowoError
+    from showo_sdk.runtime.bundle import MANIFEST, load_bundle
+
+    if not (path / MANIFEST).is_file():
+        return False
+    try:
+        load_bundle(path, verify_checksums=False)
+    except ShowoError as exc:
+        print(f"[models] rebuilding {path}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def ensure_bundles(spec: ModelSpec, precisions: tuple[str, ...] = ("fp32",), root: Path | None = None,
+                   progress: bool = True) -> dict[str, Path]:
+    """Bundles of ``spec`` in each precision, exported on first use and reused afterwards."""
+    out: dict[str, Path] = {}
+    _ignore_cache(cache_dir(root))
+    for precision in precisions:
+        path = bundle_dir(spec, precision, root)
+        if not _usable(path):
+            start = time.perf_counter()
+            if spec.from_checkpoint:
+                _export_checkpoint(spec, path, precision, progress)
+            elif precision == "fp32":
+                _export_fp32(spec, path, progress)
+            elif precision == "int8":
+                src = ensure_bundles(spec, ("fp32",), root, progress)["fp32"]
+                _quantize_int8(spec, src, path, progress)
+            else:
+                raise ValueError(f"benchmarks build fp32 and int8 bundles, not {precision!r}")
+            gc.collect()
+            _say(progress, f"{precision} bundle ready in {time.perf_counter() - start:.1f} s: {path}")
+        out[precision] = path
+    return out
+
+
+def bundle_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build (or show) the benchmark bundles of one model spec.")
+    add_model_args(parser)
+    parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
+    args = parser.parse_args()
+    spec = spec_from_args(args)
+    for precision, path in ensure_bundles(spec, tuple(args.precision), args.cache_dir).items():
+        print(f"{precision}: {path} ({bundle_bytes(path) / 1e9:.2f} GB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The benchmark scripts run end to end at a toy size and write the JSON they promise (no timing asserts).
+
+The default run covers the torch variants of bench_t2i and bench_mmu (no export: a few seconds each);
+the ``slow`` test also exports a toy bundle and runs the Runtime variants, roofline and bench_scaling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+TOY = ["--layers", "1", "--hidden", "64", "--text-vocab", "300", "--codebook-bits", "5", "--grid", "2",
+       "--text-len", "8", "--vq", "tiny", "--repeat", "1", "--threads", "1"]
+
+
+def run(script: str, *args: str, tmp: Path, timeout: int = 600) -> dict:
+    out = tmp / "results"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(BENCH / script), *TOY, "--cache-dir", str(tmp / "cache"),
+                           "--out-dir", str(out), "--name", "smoke", *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "smoke.png").is_file()
+    data = json.loads((out / "smoke.json").read_text())
+    machine = data["machine"]
+    for key in ("cpu", "logical_cores", "numpy", "torch", "onnxruntime", "load_average_1m"):
+        assert key in machine
+    return data
+
+
+T2I_KEYS = {"total_ms", "codes_ms", "prefix_ms", "steps_ms", "per_step_ms", "sampler_ms", "vq_decode_ms",
+            "peak_rss_mb", "runs", "threads", "load_s"}
+MMU_KEYS = {"ttft_ms", "total_ms", "tokens_per_s", "decode_tokens_per_s", "new_tokens", "peak_rss_mb", "runs",
+            "prompt_len"}
+
+
+def test_t2i_torch_variants(tmp_path):
+    data = run("bench_t2i.py", "--variants", "official,cached", "--steps", "2", "--warmup", "0", "--greedy",
+               tmp=tmp_path)
+    assert set(data["timings"]) == {"official", "cached"}
+    for r in data["timings"].values():
+        assert T2I_KEYS <= set(r)
+        assert r["runs"] and len(r["runs"]) == 1
+    assert set(data["ratios_vs_official"]["cached"]) >= {"speedup_total", "speedup_steps"}
+    assert data["greedy_agreement_vs_cached"]["official"] == 1.0  # the two reference modes agree exactly
+    assert data["config"]["steps"] == 2 and data["flops"]["step_official"] > data["flops"]["step_cached"] > 0
+
+
+def test_mmu_torch_variants(tmp_path):
+    data = run("bench_mmu.py", "--variants", "official,cached", "--tokens", "4", "--warmup", "0", tmp=tmp_path)
+    assert set(data["timings"]) == {"official", "cached"}
+    for r in data["timings"].values():
+        assert MMU_KEYS <= set(r)
+        assert r["new_tokens"] == 4  # the eot never comes: every run makes the asked tokens
+    assert set(data["ratios_vs_official"]["cached"]) >= {"tokens_per_s", "ttft_speedup"}
+    assert data["greedy_agreement_vs_cached"]["official"] == 1.0
+
+
+@pytest.mark.slow
+def test_runtime_variants_roofline_scaling(tmp_path):
+    data = run("bench_t2i.py", "--steps", "2", "--warmup", "1", "--greedy", tmp=tmp_path)
+    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8"}
+    assert T2I_KEYS <= set(data["timings"]["ort-fp32"])
+    assert data["greedy_agreement_vs_cached"]["ort-fp32"] == 1.0
+    assert set(data["bundles"]) == {"fp32", "int8"}
+    data = run("bench_mmu.py", "--tokens", "4", "--warmup", "1", tmp=tmp_path)
+    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8"}
+    assert data["greedy_agreement_vs_cached"]["ort-fp32"] == 1.0
+    data = run("roofline.py", "--steps", "2", "--mmu-tokens", "3", "--quick", tmp=tmp_path)
+    assert data["peaks"]["sgemm_peak_gflops"] > 0 and data["stages"] and "target" in data
+    data = run("bench_scaling.py", "--steps-list", "1,2", "--tokens-list", "4", "--batch-list", "1,2",
+               "--fixed-steps", "1", tmp=tmp_path)
+    assert len(data["vs_steps"]) == 2 and len(data["vs_tokens"]) == 1 and len(data["vs_batch"]) == 2
