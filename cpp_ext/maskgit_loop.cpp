@@ -7,6 +7,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +116,17 @@ py::array_t<int64_t> generate(const py::object& step_fn, const py::object& canva
   const int64_t batch = canvas.shape(0);
   const int64_t n = canvas.shape(1);
   if (batch < 1 || n < 1) throw InvalidArgument("canvas must have shape (B, N) with B, N >= 1; got " + shape_text(canvas));
+  if (batch * n > kMaxPositions) {  // no overflow: a C-contiguous int64 (B, N) holds 8 * B * N bytes
+    throw InvalidArgument("canvas must have at most " + std::to_string(kMaxPositions) + " cells (B * N); got shape " +
+                          shape_text(canvas));
+  }
+  const int64_t logit_rows = guidance_scale > 0.0 ? 2 * batch : batch;
+  if (logit_rows * n * num_codes > kMaxLogits) {
+    throw InvalidArgument("step_fn's logits (" + std::to_string(logit_rows) + ", " + std::to_string(n) + ", " +
+                          std::to_string(num_codes) + ") would hold " + std::to_string(logit_rows * n * num_codes) +
+                          " float32 values; at most " + std::to_string(kMaxLogits) +
+                          " (rows * N * num_codes) are supported");
+  }
   const size_t positions = static_cast<size_t>(batch * n);
   const auto* canvas_data = static_cast<const int64_t*>(canvas.data());
   const int64_t mask_token = num_codes;
@@ -137,27 +149,40 @@ py::array_t<int64_t> generate(const py::object& step_fn, const py::object& canva
   const auto* temps = static_cast<const double*>(temperatures.data());
   for (int64_t s = 0; s < steps; ++s) check_range("temperatures[s]", temps[s], kMaxScale);
 
-  const int64_t wanted = num_threads > 0 ? num_threads : std::max(1u, std::thread::hardware_concurrency());
-  const auto threads = static_cast<unsigned>(std::min<int64_t>(wanted, static_cast<int64_t>(positions)));
   const bool guided = guidance_scale > 0.0;
   const float mix_cond = static_cast<float>(1.0 + guidance_scale);  // as torch: python scalar -> float32
   const float mix_uncond = static_cast<float>(guidance_scale);
   const size_t padded = static_cast<size_t>(padded_codes(num_codes));
   const size_t chunk = static_cast<size_t>(std::clamp<int64_t>(16384 / num_codes, 1, 256));
+  // Threads: as asked (0: all cores), but never more than kMaxPoolThreads, than there are chunks of
+  // work, or than keeps the per-thread scratch (threads x padded K) under kMaxScratchCodes.
+  // Every draw depends on (seed, step, row, position) only, so the count never changes the result.
+  const int64_t wanted = num_threads > 0 ? num_threads : std::max(1u, std::thread::hardware_concurrency());
+  const int64_t chunks = static_cast<int64_t>((positions + chunk - 1) / chunk);
+  const int64_t scratch_cap = std::max<int64_t>(1, kMaxScratchCodes / static_cast<int64_t>(padded));
+  const auto threads = static_cast<unsigned>(
+      std::max<int64_t>(1, std::min({wanted, kMaxPoolThreads, chunks, scratch_cap})));
 
   std::vector<int64_t> current(canvas_data, canvas_data + positions);
   std::vector<int64_t> samples(positions);
   std::vector<double> conf(positions);
   std::vector<double> selection(static_cast<size_t>(n));
-  std::vector<float> mixed(threads * padded);
-  std::vector<double> exps(threads * padded);
-  WorkerPool pool(threads);
+  // Scratch and threads are set up only once step 0's logits passed their checks: a wrong
+  // step_fn is refused before any per-thread memory is asked for.
+  std::vector<float> mixed;
+  std::vector<double> exps;
+  std::unique_ptr<WorkerPool> pool;
 
   for (int64_t step = 0; step < steps; ++step) {
     py::array_t<int64_t> view({batch, n});
     std::memcpy(view.mutable_data(), current.data(), positions * sizeof(int64_t));
     const py::object out = step_fn(view);
     const py::array logits = step_logits(out, step, guided ? 2 * batch : batch, n, num_codes, guided);
+    if (!pool) {
+      mixed.resize(threads * padded);
+      exps.resize(threads * padded);
+      pool = std::make_unique<WorkerPool>(threads);
+    }
     const auto* data = static_cast<const float*>(logits.data());
     const double temp = temps[step];
     std::atomic<int> failure{0};
@@ -195,7 +220,7 @@ py::array_t<int64_t> generate(const py::object& step_fn, const py::object& canva
     };
     {
       py::gil_scoped_release release;
-      pool.for_each(positions, chunk, score);
+      pool->for_each(positions, chunk, score);
       if (failure.load() == 0) remask_rows(current, samples, conf, selection, batch, n, mask_token, table[step]);
     }
     const std::string at = "step " + std::to_string(step) + ": ";

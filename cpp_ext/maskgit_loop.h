@@ -15,9 +15,17 @@ struct InvalidArgument : std::invalid_argument {
 };
 
 inline constexpr int64_t kMaxSteps = 10000;
-inline constexpr int64_t kMaxCodes = int64_t{1} << 24;
+// Keep these identical to showo_sdk/sampling/validate.py (MAX_CODES, MAX_SCALE, MAX_THREADS,
+// MAX_POSITIONS, MAX_LOGITS): both paths refuse the same inputs.
+inline constexpr int64_t kMaxCodes = int64_t{1} << 20;
 inline constexpr double kMaxScale = 1e6;
 inline constexpr int64_t kMaxThreads = 1024;
+inline constexpr int64_t kMaxPositions = int64_t{1} << 24;  // B * N
+inline constexpr int64_t kMaxLogits = int64_t{1} << 32;     // rows * N * K of one step's logits
+// Threads actually started (num_threads above this is accepted and capped; results never depend on it).
+inline constexpr int64_t kMaxPoolThreads = 256;
+// Per-thread scratch is threads x padded K floats + doubles: threads are capped so it stays under this.
+inline constexpr int64_t kMaxScratchCodes = int64_t{1} << 24;
 
 // Runs len(mask_lens) steps. step_fn(canvas int64 (B, N)) -> float32 logits (B or 2B, N, K) is
 // called with the GIL held; mixing, sampling and selection run with the GIL released on

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -78,6 +79,82 @@ std::pair<IndexArray, DoubleArray> sample_rows(const FloatArray& logits, const p
   return {index, prob};
 }
 
+// Explicit conversions of generate's scalar arguments, so a wrong type or a value the C++ type
+// cannot hold raises a one-line TypeError (as before, but without pybind11's multi-line listing of
+// the signature); range checks inside generate raise InvalidArgument.
+std::string type_name(const py::handle& obj) { return py::str(py::type::of(obj).attr("__name__")).cast<std::string>(); }
+
+[[noreturn]] void bad_type(const char* name, const char* want, const py::handle& obj) {
+  std::string got = type_name(obj);
+  if (PyLong_Check(obj.ptr()) && !PyBool_Check(obj.ptr())) {
+    got = py::str(obj).cast<std::string>();
+    if (got.size() > 40) got = got.substr(0, 37) + "...";
+  }
+  throw py::type_error(std::string(name) + " must be " + want + "; got " + got);
+}
+
+// An int (or numpy integer; not bool) as a Python int object, or nullptr.
+py::object as_index(const py::object& obj) {
+  if (PyBool_Check(obj.ptr()) || py::isinstance<py::bool_>(obj) || !PyIndex_Check(obj.ptr())) return py::object();
+  PyObject* index = PyNumber_Index(obj.ptr());
+  if (index == nullptr) {
+    PyErr_Clear();
+    return py::object();
+  }
+  return py::reinterpret_steal<py::object>(index);
+}
+
+int64_t int64_arg(const char* name, const py::object& obj) {
+  const py::object index = as_index(obj);
+  if (!index) bad_type(name, "an int", obj);
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+  if (overflow != 0 || (value == -1 && PyErr_Occurred())) {
+    PyErr_Clear();
+    bad_type(name, "an int that fits in int64", index);
+  }
+  return static_cast<int64_t>(value);
+}
+
+uint64_t seed_arg(const py::object& obj) {
+  const py::object index = as_index(obj);
+  if (!index) bad_type("seed", "an int in [0, 2**64 - 1]", obj);
+  const unsigned long long value = PyLong_AsUnsignedLongLong(index.ptr());
+  if (value == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+    PyErr_Clear();
+    bad_type("seed", "an int in [0, 2**64 - 1]", index);
+  }
+  return static_cast<uint64_t>(value);
+}
+
+double real_arg(const char* name, const py::object& obj) {
+  PyObject* p = obj.ptr();
+  const bool real = PyFloat_Check(p) || PyLong_Check(p) || py::isinstance(obj, py::module_::import("numpy").attr("floating")) ||
+                    py::isinstance(obj, py::module_::import("numpy").attr("integer"));
+  if (PyBool_Check(p) || !real) bad_type(name, "a real number", obj);
+  const double value = PyFloat_AsDouble(p);
+  if (value == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    bad_type(name, "a real number that fits in float64", obj);
+  }
+  return value;
+}
+
+bool bool_arg(const char* name, const py::object& obj) {
+  if (PyBool_Check(obj.ptr())) return obj.ptr() == Py_True;
+  if (py::isinstance(obj, py::module_::import("numpy").attr("bool_"))) return obj.attr("__bool__")().cast<bool>();
+  bad_type(name, "a bool", obj);
+}
+
+py::array_t<int64_t> generate(const py::object& step_fn, const py::object& canvas, const py::object& mask_lens,
+                              const py::object& temperatures, const py::object& num_codes,
+                              const py::object& guidance_scale, const py::object& seed, const py::object& greedy,
+                              const py::object& num_threads, const py::object& progress) {
+  return showo::generate(step_fn, canvas, mask_lens, temperatures, int64_arg("num_codes", num_codes),
+                         real_arg("guidance_scale", guidance_scale), seed_arg(seed), bool_arg("greedy", greedy),
+                         int64_arg("num_threads", num_threads), progress);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_maskgit, m) {
@@ -85,7 +162,7 @@ PYBIND11_MODULE(_maskgit, m) {
   py::register_exception<showo::InvalidArgument>(m, "InvalidArgument", PyExc_ValueError);
   m.attr("LANES") = showo::kLanes;
   m.attr("MAX_STEPS") = showo::kMaxSteps;
-  m.def("generate", &showo::generate, py::arg("step_fn"), py::arg("canvas"), py::arg("mask_lens"),
+  m.def("generate", &generate, py::arg("step_fn"), py::arg("canvas"), py::arg("mask_lens"),
         py::arg("temperatures"), py::kw_only(), py::arg("num_codes"), py::arg("guidance_scale"), py::arg("seed"),
         py::arg("greedy"), py::arg("num_threads"), py::arg("progress") = py::none(),
         "Run the MaskGIT loop; see showo_sdk.sampling.maskgit_generate for the contract.");

@@ -20,7 +20,7 @@ import torch
 
 import showo_sdk
 from showo_sdk.config import ShowoConfig, VQConfig
-from showo_sdk.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, model_summary, sha256_file
+from showo_sdk.runtime.bundle import FORMAT, FORMAT_VERSION, MANIFEST, model_summary, seal_manifest, sha256_file
 
 from .common import OPSET, GraphSpec, graph_files
 
@@ -50,10 +50,12 @@ def model_section(config: ShowoConfig, vq: VQConfig) -> dict[str, Any]:
 
 
 def write_manifest(root: Path, body: dict[str, Any]) -> dict[str, Any]:
-    """Add format/version fields and ``files`` (every file under ``root`` with sha256 and size), write manifest.json."""
+    """Add format/version fields, ``files`` (every file under ``root`` with sha256 and size) and the manifest's own
+    ``manifest_sha256`` (see ``showo_sdk.runtime.bundle.canonical_manifest``), write manifest.json."""
     files = {p.relative_to(root).as_posix(): file_entry(p)
              for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "sdk_version": showo_sdk.__version__,
                 **body, "files": files}
+    manifest = seal_manifest(manifest)
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

@@ -248,7 +248,7 @@ def export_bundle(sources: Sources, out: str | os.PathLike, options: ExportOptio
     out = check_output(out, options.force)
     vq_graphs, tf_graphs = _graphs(sources, options.precision, options.max_batch)
     with atomic_dir(out, overwrite=options.force) as tmp, \
-            tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".fp32", dir=tmp.parent) as scratch:
+            tempfile.TemporaryDirectory(prefix=f".{out.name}.{os.getpid()}.", suffix=".fp32", dir=tmp.parent) as scratch:
         run = _Run(sources, options, tmp, Path(scratch), vq_graphs, tf_graphs)
         run.export()
         if options.precision == "int8":

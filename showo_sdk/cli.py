@@ -242,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # last resort: one line, no traceback
+        detail = " ".join(str(exc).split())[:500]
+        print(f"{PROG}: error: unexpected {type(exc).__name__}: {detail}", file=sys.stderr)
+        return 1
     return 0
 
 

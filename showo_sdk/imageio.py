@@ -25,6 +25,9 @@ def load_image(image, mode: str = "RGB") -> Image.Image:
             with Image.open(path) as im:
                 im.load()
                 return im.convert(mode)
+        except Image.DecompressionBombError as exc:
+            raise InputError(f"cannot read image {path}: it declares more pixels than PIL allows "
+                             f"(a decompression bomb?): {exc}") from None
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read image {path}: {exc}") from exc
     if isinstance(image, Image.Image):
@@ -45,10 +48,20 @@ def load_image(image, mode: str = "RGB") -> Image.Image:
     raise InputError(f"image must be a path, a PIL.Image or a numpy array, got {type(image).__name__}")
 
 
+#: The most elongated image accepted (long side : short side); resizing a 1 x 10**6 image first would need GBs.
+MAX_ASPECT = 64
+
+
 def resize_center_crop(image: Image.Image, resolution: int, resample=Image.Resampling.BICUBIC) -> Image.Image:
-    """Resize the short side to ``resolution`` (torchvision's rounding), then center-crop a square."""
+    """Resize the short side to ``resolution`` (torchvision's rounding), then center-crop a square.
+
+    Images more elongated than :data:`MAX_ASPECT`:1 raise InputError (crop them first).
+    """
     w, h = image.size
     short, long = (w, h) if w <= h else (h, w)
+    if short < 1 or long > MAX_ASPECT * short:
+        raise InputError(f"image is {w} x {h} px: more elongated than {MAX_ASPECT}:1 (or empty); crop it to the "
+                         f"region of interest first")
     new_long = int(resolution * long / short)
     size = (resolution, new_long) if w <= h else (new_long, resolution)
     if size != (w, h):

@@ -45,3 +45,31 @@ def test_unreadable_file(tmp_path):
     (tmp_path / "x.png").write_bytes(b"garbage")
     with pytest.raises(InputError, match="cannot read image"):
         load_image(tmp_path / "x.png")
+
+
+def test_extreme_aspect_is_refused():
+    import numpy as _np
+    import pytest as _pytest
+    from PIL import Image as _Image
+
+    from showo_sdk.errors import InputError as _InputError
+    from showo_sdk.imageio import MAX_ASPECT, resize_center_crop as _rcc
+
+    assert _rcc(_Image.fromarray(_np.zeros((1, MAX_ASPECT, 3), _np.uint8)), 16).size == (16, 16)
+    with _pytest.raises(_InputError, match="elongated"):
+        _rcc(_Image.fromarray(_np.zeros((1, 10**6, 3), _np.uint8)), 64)
+
+
+def test_decompression_bomb_is_an_input_error(tmp_path, monkeypatch):
+    import numpy as _np
+    import pytest as _pytest
+    from PIL import Image as _Image
+
+    from showo_sdk.errors import InputError as _InputError
+    from showo_sdk.imageio import load_image as _load
+
+    path = tmp_path / "big.png"
+    _Image.fromarray(_np.zeros((64, 64, 3), _np.uint8)).save(path)
+    monkeypatch.setattr(_Image, "MAX_IMAGE_PIXELS", 100)  # 64*64 > 2 * 100: PIL raises DecompressionBombError
+    with _pytest.raises(_InputError, match="decompression bomb"):
+        _load(path)

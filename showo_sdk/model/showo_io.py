@@ -135,13 +135,29 @@ def read_config(path: str | os.PathLike, llm_config: str | os.PathLike | None = 
     directory = Path(path)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist")
-    cfg = _read_json(directory / "config.json")
+    cfg_path = directory / "config.json"
+    cfg = _read_json(cfg_path)
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{cfg_path}: expected a JSON object, got {type(cfg).__name__}")
     if cfg.get("format") == FORMAT:
-        if int(cfg.get("version", 0)) > FORMAT_VERSION:
+        version = cfg.get("version", 0)
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise CheckpointError(f"{cfg_path}: 'version' must be an integer, got {version!r:.80}")
+        if version > FORMAT_VERSION:
             raise CheckpointError(
-                f"{directory}: checkpoint format version {cfg['version']} is newer than this SDK reads "
+                f"{directory}: checkpoint format version {version} is newer than this SDK reads "
                 f"({FORMAT_VERSION}); upgrade showo-sdk")
-        return ShowoConfig.from_dict(cfg["model"]), FORMAT
+        model = cfg.get("model")
+        if not isinstance(model, dict):
+            raise CheckpointError(f"{cfg_path}: missing or invalid 'model' section (expected an object)")
+        try:
+            return ShowoConfig.from_dict(model), FORMAT
+        except CheckpointError:
+            raise
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"{cfg_path}: invalid 'model' section: {type(exc).__name__}: {exc}") from exc
     if cfg.get("_class_name") == "Showo":
         return _official_config(directory, cfg, llm_config), "official"
     raise CheckpointError(

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import BackendError, InputError
+from ..errors import BackendError, BundleError, InputError
 from .bundle import GRAPHS, Bundle
 
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "tensorrt")
@@ -94,13 +94,16 @@ class _OrtBound:
 
     def __init__(self, graph: OrtGraph, inputs: dict[str, Tensor], outputs: dict[str, Tensor]):
         self.graph = graph
-        self.binding = graph.session.io_binding()
         self._keep = (inputs, outputs)  # the binding holds raw pointers: keep their owners alive
         self._on_device = any(t.device != "cpu" for t in outputs.values())
-        for name, t in inputs.items():
-            self.binding.bind_input(name, t.device, t.device_id, t.dtype, list(t.shape), t.ptr)
-        for name, t in outputs.items():
-            self.binding.bind_output(name, t.device, t.device_id, t.dtype, list(t.shape), t.ptr)
+        try:
+            self.binding = graph.session.io_binding()
+            for name, t in inputs.items():
+                self.binding.bind_input(name, t.device, t.device_id, t.dtype, list(t.shape), t.ptr)
+            for name, t in outputs.items():
+                self.binding.bind_output(name, t.device, t.device_id, t.dtype, list(t.shape), t.ptr)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BackendError(f"{graph.name}: ONNX Runtime cannot bind its buffers: {exc}") from exc
 
     def run(self) -> None:
         try:
@@ -262,6 +265,23 @@ def ort_session(path: Path, choice: BackendChoice, num_threads: int | None, prec
     return session
 
 
+def check_graph_io(bundle: Bundle, name: str, got_in: Sequence[str], got_out: Sequence[str],
+                   file: str | None = None) -> None:
+    """A graph's real input/output names must be the ones its manifest entry declares; else BundleError."""
+    info = bundle.graphs[name]
+    want_in, want_out = [t.name for t in info.inputs], [t.name for t in info.outputs]
+    got_in, got_out = list(got_in), list(got_out)
+    if sorted(got_in) != sorted(want_in) or sorted(got_out) != sorted(want_out):
+        def brief(names: list[str]) -> str:
+            return str(names) if len(names) <= 6 else f"{names[:6]}... ({len(names)} in all)"
+
+        raise BundleError(
+            f"bundle {bundle.root}: graph {name}: its file {file or info.path.name} has inputs {brief(got_in)} and outputs "
+            f"{brief(got_out)}, but the manifest declares inputs {brief(want_in)} and outputs {brief(want_out)} "
+            f"(the manifest names the wrong file?); re-export it with `showo-export CKPT_DIR --out {bundle.root} "
+            f"--force`")
+
+
 class Graphs:
     """The bundle's six graphs on one backend, each created on first use and shared by every call.
 
@@ -325,9 +345,14 @@ class Graphs:
         if self._engines is not None:
             from .tensorrt_backend import TensorRTGraph
 
-            return TensorRTGraph(name, self._engines[name], self.memory)
+            graph = TensorRTGraph(name, self._engines[name], self.memory)
+            check_graph_io(self.bundle, name, graph.input_names, graph.output_names, self._engines[name].path.name)
+            return graph
         info = self.bundle.graphs[name]
-        return OrtGraph(name, ort_session(info.path, self.choice, self.num_threads, info.precision))
+        session = ort_session(info.path, self.choice, self.num_threads, info.precision)
+        check_graph_io(self.bundle, name, [t.name for t in session.get_inputs()],
+                       [t.name for t in session.get_outputs()])
+        return OrtGraph(name, session)
 
     def dtype(self, name: str, tensor: str) -> type:
         """numpy dtype of a graph tensor, from the manifest (from the session without one)."""
@@ -338,6 +363,27 @@ class Graphs:
             if t.name == tensor:
                 return _NUMPY[t.dtype]
         raise KeyError(f"{name}: no tensor {tensor!r}")
+
+    def dim_max(self, name: str, dim: str) -> int | None:
+        """Largest value of dynamic axis ``dim`` the manifest declares for graph ``name`` (None: not declared)."""
+        if self.bundle is None:
+            return None
+        dims = self.bundle.graphs[name].entry.get("dims") or {}
+        entry = dims.get(dim) if isinstance(dims, dict) else None
+        value = entry.get("max") if isinstance(entry, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+    def values_max(self, name: str, tensor: str) -> list[int] | None:
+        """Per-element maxima of a shape-setting int64 input (e.g. the decoder's ``grid``), from the manifest."""
+        if self.bundle is None:
+            return None
+        for item in self.bundle.graphs[name].entry.get("inputs") or []:
+            if isinstance(item, dict) and item.get("name") == tensor:
+                values = item.get("values")
+                top = values.get("max") if isinstance(values, dict) else None
+                if isinstance(top, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in top):
+                    return top
+        return None
 
     def max_batch(self, name: str) -> int:
         """Largest batch the graph was exported for (its TensorRT profile's max), from the manifest."""

@@ -22,6 +22,10 @@ from ..errors import BundleError, ConfigError
 FORMAT = "showo-sdk-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+#: The manifest's own checksum: sha256 of :func:`canonical_manifest` (the manifest without this key).
+MANIFEST_SHA = "manifest_sha256"
+#: A manifest is a few hundred KiB at most; anything larger is refused unread.
+MAX_MANIFEST_BYTES = 16 << 20
 GRAPHS = ("vq_encoder", "vq_decoder", "t2i_prefix", "t2i_step", "mmu_prefill", "decode_step")
 TRANSFORMER_GRAPHS = ("t2i_prefix", "t2i_step", "mmu_prefill", "decode_step")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -36,6 +40,23 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def canonical_manifest(manifest: dict[str, Any]) -> bytes:
+    """The bytes ``manifest_sha256`` covers: the manifest without that key, as sorted compact UTF-8 JSON."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_SHA}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """Hex sha256 of :func:`canonical_manifest`."""
+    return hashlib.sha256(canonical_manifest(manifest)).hexdigest()
+
+
+def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` with ``manifest_sha256`` set (recomputed): call it last, after every other edit."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_SHA}
+    return {**body, MANIFEST_SHA: manifest_digest(body)}
 
 
 @dataclass(frozen=True)
@@ -128,13 +149,25 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise BundleError(f"bundle {root} does not exist or is not a directory; create it with "
                           f"`showo-export CKPT_DIR --out {root}`")
     path = root / MANIFEST
+    if path.is_symlink():
+        raise _fail(root, MANIFEST, f"it is a symlink (to {os.readlink(path)}); the manifest must be a regular file "
+                                    f"inside the bundle")
     if not path.is_file():
         raise BundleError(f"bundle {root}: {MANIFEST} is missing, so this is not a bundle (or a half-written one); "
                           f"{_fix(root)}")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise _fail(root, MANIFEST, f"unreadable ({exc})") from None
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _fail(root, MANIFEST, f"larger than {MAX_MANIFEST_BYTES >> 20} MiB, far beyond any real manifest")
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(root, MANIFEST, f"unreadable JSON ({exc})") from None
+    except RecursionError:
+        raise _fail(root, MANIFEST, "unreadable JSON (nested too deeply)") from None
     if not isinstance(manifest, dict):
         raise _fail(root, MANIFEST, "must hold a JSON object")
     if manifest.get("format") != FORMAT:
@@ -306,6 +339,21 @@ def _read_graphs(root: Path, manifest: dict[str, Any], config: ShowoConfig) -> d
     return out
 
 
+def _verify_manifest_digest(root: Path, manifest: dict[str, Any]) -> None:
+    """Checked last, so an edit that breaks a specific rule is reported by that rule's clearer message."""
+    stored = manifest.get(MANIFEST_SHA)
+    if not isinstance(stored, str):
+        raise _fail(root, MANIFEST, f"'{MANIFEST_SHA}' (the manifest's own checksum) is missing, so the manifest "
+                                    f"cannot be verified (written by hand or by an older exporter?)")
+    try:
+        actual = manifest_digest(manifest)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise _fail(root, MANIFEST, f"cannot be canonicalised ({exc})") from None
+    if actual != stored:
+        raise _fail(root, MANIFEST, f"{MANIFEST} was modified after export ({MANIFEST_SHA} does not match its "
+                                    f"contents)")
+
+
 def load_bundle(path: str | os.PathLike, verify_checksums: bool = True) -> Bundle:
     """Read ``path``/manifest.json and verify the whole bundle (see the module docstring); raise BundleError.
 
@@ -323,6 +371,7 @@ def load_bundle(path: str | os.PathLike, verify_checksums: bool = True) -> Bundl
     if tok.get("text_vocab_size") != config.layout.text_vocab_size:
         raise _fail(root, str(tok.get("file")), f"text vocabulary {tok.get('text_vocab_size')} != model's "
                     f"{config.layout.text_vocab_size}")
+    _verify_manifest_digest(root, manifest)
     return Bundle(root=root, manifest=manifest, config=config, vq_config=vq, precision=manifest["precision"],
                   graphs=graphs, tokenizer_path=_safe_path(root, tok["file"]),
                   validation=dict(manifest.get("validation") or {}))

@@ -191,8 +191,15 @@ class Runtime:
         codes = np.asarray(codes)
         if grid is None:
             grid = codes.shape[1:] if codes.ndim == 3 else tuple(self.config.image_grid)
-        gh = check.int_in("grid[0]", grid[0], 1, 1 << 16)
-        gw = check.int_in("grid[1]", grid[1], 1, 1 << 16)
+        if not isinstance(grid, (tuple, list, np.ndarray)) or len(grid) != 2:
+            raise InputError(f"grid must be a pair (h, w) of ints; got {check.describe(grid)}")
+        top = self._graphs.values_max("vq_decoder", "grid") or [1 << 16, 1 << 16]
+        gh = check.int_in("grid[0]", grid[0], 1, top[0])
+        gw = check.int_in("grid[1]", grid[1], 1, top[-1])
+        max_tokens = self._graphs.dim_max("vq_decoder", "num_tokens")
+        if max_tokens is not None and gh * gw > max_tokens:
+            raise InputError(f"grid {gh} x {gw} = {gh * gw} tokens is more than the bundle's vq_decoder takes "
+                             f"({max_tokens})")
         flat = codes.reshape(codes.shape[0], -1) if codes.ndim == 3 else codes
         k = self.config.layout.codebook_size
         if flat.ndim != 2 or flat.shape[1] != gh * gw or not len(flat) or not np.issubdtype(flat.dtype, np.integer):
@@ -202,9 +209,9 @@ class Runtime:
             raise InputError(f"codes must lie in [0, {k - 1}]; got [{flat.min()}, {flat.max()}]")
         graph, step = self._graphs["vq_decoder"], self._graphs.max_batch("vq_decoder")
         grid_arr = np.array([gh, gw], dtype=np.int64)
-        pixels = [graph.run({"codes": flat[i:i + step].astype(np.int64), "grid": grid_arr})["pixels"]
-                  for i in range(0, len(flat), step)]
-        return to_uint8(np.concatenate(pixels))
+        pixels = [to_uint8(graph.run({"codes": flat[i:i + step].astype(np.int64), "grid": grid_arr})["pixels"])
+                  for i in range(0, len(flat), step)]  # uint8 per chunk: no float32 copy of every image
+        return np.concatenate(pixels)
 
     # ---- text to image ----------------------------------------------------------------------
     def generate(self, prompt: str | list[str], steps: int = 18, guidance_scale: float = 1.75,

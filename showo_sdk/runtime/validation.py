@@ -26,20 +26,35 @@ MAX_STEPS = 1000
 MAX_SCALE = 1e6
 MAX_SEED = 2**64 - 1
 OUTPUTS = ("pil", "numpy", "codes")
+#: Prompts per ``Runtime.generate`` call: larger batches must be split by the caller.
+MAX_PROMPTS = 1024
+_REPR_LIMIT = 80
+
+
+def describe(value: Any) -> str:
+    """A short one-line description of a bad value for an error message: arrays by dtype and shape."""
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__
+        return f"a {type(value).__name__}"
+    text = " ".join(text.split())
+    return text if len(text) <= _REPR_LIMIT else f"{text[:_REPR_LIMIT - 3]}... ({type(value).__name__})"
 
 
 def int_in(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise InputError(f"{name} must be an int in [{low}, {high}]; got {value!r}")
+        raise InputError(f"{name} must be an int in [{low}, {high}]; got {describe(value)}")
     return int(value)
 
 
 def real_in(name: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"{name} must be a real number in [{low:g}, {high:g}]; got {value!r}")
+        raise InputError(f"{name} must be a real number in [{low:g}, {high:g}]; got {describe(value)}")
     out = float(value)
     if not (math.isfinite(out) and low <= out <= high):
-        raise InputError(f"{name} must be finite and in [{low:g}, {high:g}]; got {value!r}")
+        raise InputError(f"{name} must be finite and in [{low:g}, {high:g}]; got {describe(value)}")
     return out
 
 
@@ -129,10 +144,13 @@ def offset(value: Any, config: ShowoConfig, side_of: str) -> int:
 
 
 def prompts(value: Any) -> tuple[list[str], bool]:
-    """A str or a non-empty list of str, none empty -> (prompts, was_a_list)."""
+    """A str or a non-empty list of at most :data:`MAX_PROMPTS` str, none empty -> (prompts, was_a_list)."""
     if isinstance(value, str):
         items, batch = [value], False
     elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        if len(value) > MAX_PROMPTS:
+            raise InputError(f"prompt list has {len(value)} prompts; at most {MAX_PROMPTS} per call (split larger "
+                             f"batches into several calls)")
         items, batch = list(value), True
         if not items:
             raise InputError("prompt list is empty; pass a str or a list of at least one str")
@@ -164,6 +182,8 @@ def image(value: Any, name: str = "image", mode: str = "RGB") -> Image.Image:
         return load_image(value, mode=mode)
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{name}: more pixels than PIL allows (a decompression bomb?): {exc}") from None
     except (OSError, ValueError, TypeError) as exc:  # PIL cannot convert some modes (e.g. 'F' to 'RGB')
         raise InputError(f"{name}: cannot convert it to {mode}: {exc}") from None
 

@@ -13,9 +13,11 @@ import numpy as np
 from ..errors import InputError
 from .schedule import MAX_STEPS, mask_len_schedule, temperature_schedule
 
-MAX_CODES = 1 << 24
+MAX_CODES = 1 << 20  # Show-o's codebook has 8192 codes; 2**20 leaves room without gigabyte scratch rows
 MAX_SCALE = 1e6  # guidance_scale and temperature: anything larger only overflows float32 logits
 MAX_THREADS = 1024
+MAX_POSITIONS = 1 << 24  # B * N: the canvas cells (the C++ loop keeps a few int64/float64 per cell)
+MAX_LOGITS = 1 << 32  # rows * N * K float32 logits of one step (rows = 2B when guided): 16 GiB
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,15 @@ def plan_generation(
         raise InputError(f"canvas must have dtype int64; got {canvas.dtype}")
     if canvas.ndim != 2 or canvas.shape[0] < 1 or canvas.shape[1] < 1:
         raise InputError(f"canvas must have shape (B, N) with B, N >= 1; got {canvas.shape}")
+    batch, n = canvas.shape
+    if batch * n > MAX_POSITIONS:
+        raise InputError(f"canvas must have at most {MAX_POSITIONS} cells (B * N); got shape {canvas.shape}")
+    rows = 2 * batch if guidance > 0 else batch
+    if rows * n * k > MAX_LOGITS:
+        raise InputError(
+            f"step_fn's logits ({rows}, {n}, {k}) would hold {rows * n * k} float32 values; "
+            f"at most {MAX_LOGITS} (rows * N * num_codes) are supported"
+        )
     if canvas.min() < 0 or canvas.max() > k:
         raise InputError(
             f"canvas values must be codes in [0, {k - 1}] or the MASK sentinel {k} (= num_codes); "

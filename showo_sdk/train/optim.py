@@ -48,16 +48,60 @@ def save_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
 
 
 def load_optimizer(opt: torch.optim.Optimizer, directory: Path) -> None:
+    """Restore ``save_optimizer``'s files into ``opt``; CheckpointError naming the file if they are damaged.
+
+    Every state tensor is checked against its parameter's shape before anything is loaded, so a
+    mis-shaped file fails here rather than inside a later ``optimizer.step``.
+    """
     from safetensors.torch import load_file
 
-    tensors = load_file(str(directory / "optimizer.safetensors"))
-    meta = json.loads((directory / "optimizer.json").read_text())
+    from ..errors import CheckpointError
+
+    directory = Path(directory)
+    tensor_path, meta_path = directory / "optimizer.safetensors", directory / "optimizer.json"
+    if not tensor_path.is_file():
+        raise CheckpointError(f"missing {tensor_path}")
+    try:
+        tensors = load_file(str(tensor_path))
+    except Exception as exc:  # SafetensorError, OSError, ...: a truncated or corrupt file
+        raise CheckpointError(f"cannot read {tensor_path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"missing {meta_path}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"cannot read {meta_path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(meta, dict) or not isinstance(meta.get("param_groups"), list) \
+            or not isinstance(meta.get("scalars"), dict):
+        raise CheckpointError(f"{meta_path}: expected an object with 'param_groups' (list) and 'scalars' (object)")
+
+    params = [p for group in opt.param_groups for p in group["params"]]
+
+    def split(key: str, source: Path) -> tuple[int, str]:
+        idx, _, name = key.partition(".")
+        if not idx.isdigit() or not name or int(idx) >= len(params):
+            raise CheckpointError(f"{source}: unexpected entry {key!r:.80} (the optimizer has {len(params)} parameters)")
+        return int(idx), name
+
     state: dict[int, dict] = {}
+    bad = []
     for key, value in tensors.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
+        idx, name = split(key, tensor_path)
+        if tuple(value.shape) != tuple(params[idx].shape) or not value.is_floating_point():
+            bad.append(f"{key}: {tuple(value.shape)} {value.dtype} vs parameter {tuple(params[idx].shape)}")
+        state.setdefault(idx, {})[name] = value
+    if bad:
+        more = f" (+{len(bad) - 10} more)" if len(bad) > 10 else ""
+        raise CheckpointError(f"{tensor_path}: {len(bad)} state tensors do not match their parameters: {bad[:10]}{more}")
     for key, value in meta["scalars"].items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = torch.tensor(value)
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
-    opt.load_state_dict({"state": state, "param_groups": groups})
+        idx, name = split(key, meta_path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CheckpointError(f"{meta_path}: scalar {key!r:.80} is not a number")
+        state.setdefault(idx, {})[name] = torch.tensor(float(value))
+    try:
+        groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in meta["param_groups"]]
+        opt.load_state_dict({"state": state, "param_groups": groups})
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise CheckpointError(f"{meta_path}: does not fit this optimizer: {type(exc).__name__}: {exc}") from exc

@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..config import ShowoConfig, _JsonMixin
+from ..errors import CheckpointError
 from ..model.showo_io import load_showo, save_pretrained
 from ..model.transformer import ShowoTransformer
 from .batches import BatchBuilder
@@ -142,13 +143,18 @@ class Trainer:
         state_file = ckpt / "trainer_state.json"
         start = 0
         if resume and state_file.is_file():
-            state = json.loads(state_file.read_text())
+            state = _read_state(state_file)
             if state.get("done"):
                 return ckpt
-            start, init_from = int(state["step"]), ckpt
+            start, init_from = state["step"], ckpt
         model = self._model(init_from)
         optimizer = make_optimizer(model, stage.lr, stage.weight_decay)
-        if start and (ckpt / "optimizer.safetensors").is_file():
+        if start:
+            if not (ckpt / "optimizer.safetensors").is_file():
+                raise CheckpointError(
+                    f"missing {ckpt / 'optimizer.safetensors'}: cannot resume at step {start} with the optimizer "
+                    f"state it had (a fresh AdamW state would not reproduce an uninterrupted run); restore the "
+                    f"file, or start from this checkpoint with init_from and resume=False")
             load_optimizer(optimizer, ckpt)
         net: torch.nn.Module = model
         if self.dist.world > 1:
@@ -214,6 +220,20 @@ class Trainer:
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
 
         save_pretrained(model, ckpt, self.config, tokenizer=self.tokenizer, vq=self.vq, extra=extra)
+
+
+def _read_state(path: Path) -> dict:
+    """trainer_state.json as a dict with an integer ``step`` >= 0; CheckpointError naming the file otherwise."""
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(state).__name__}")
+    step = state.get("step")
+    if not state.get("done") and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise CheckpointError(f"{path}: 'step' must be an integer >= 0, got {step!r:.80}")
+    return state
 
 
 class _nullcontext:

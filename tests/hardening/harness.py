@@ -274,7 +274,7 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 def refresh_checksums(root: Path) -> None:
     """Recompute every file's sha256/bytes in the manifest (files and graph entries) after an edit."""
-    from showo_sdk.runtime.bundle import sha256_file
+    from showo_sdk.runtime.bundle import seal_manifest, sha256_file
 
     manifest = read_manifest(root)
     for rel in manifest["files"]:
@@ -283,7 +283,7 @@ def refresh_checksums(root: Path) -> None:
         for item in [entry, entry.get("external_data")] + list(entry.get("tensorrt", [])):
             if isinstance(item, dict) and item.get("file") in manifest["files"]:
                 item.update(manifest["files"][item["file"]])
-    write_manifest(root, manifest)
+    write_manifest(root, seal_manifest(manifest))
 
 
 def derive_bundle(src: Path, dst: Path, seed: int = 1) -> Path:

@@ -121,7 +121,6 @@ def test_every_killed_save_leaves_the_old_or_the_new_checkpoint(kills):
     assert len(window) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=f"BUG {BUG_SWAP}")
 def test_kill_between_the_two_renames_keeps_a_checkpoint(kills):
     work, results = kills
     old = jobs_mod.tree_digest(work / "step1" / "scratch" / "run" / "s")
@@ -132,7 +131,6 @@ def test_kill_between_the_two_renames_keeps_a_checkpoint(kills):
         assert _state(work, key, old, new) in ("old", "new"), f"{key}: died before {_victim(work, key)[1:]}"
 
 
-@pytest.mark.xfail(strict=True, reason=f"BUG {BUG_LEFTOVERS}")
 def test_a_later_save_removes_what_a_killed_one_left(kills, tiny_ctx, tmp_path):
     """Resume (in this process) from a run killed inside its save; the finished save leaves no temp directories."""
     work, results = kills
@@ -185,7 +183,6 @@ def test_export_killed_at_every_write_keeps_a_good_bundle(tiny, tiny_ctx, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=f"BUG {BUG_SWAP}")
 def test_export_killed_between_the_two_renames_keeps_a_bundle(tiny_ctx, tmp_path):
     jobs = [{"id": "export", "func": "export", "ctx": {"into": True}, "timeout": 900}]
     results = harness.run_jobs(Path(jobs_mod.__file__), jobs, tiny_ctx, tmp_path, preload=PRELOAD)

@@ -78,7 +78,6 @@ def test_catalog_damages_every_file(tiny):
                 ("symlink-outside", role)} <= kinds
 
 
-@pytest.mark.xfail(strict=True, reason=f"BUG {integrity.BUG_MANIFEST_FLIP}")
 def test_manifest_byte_flips_are_refused(damaged_root):
     """Single-byte flips at seeded random offsets of manifest.json: each must be refused."""
     root, _ = damaged_root

@@ -19,7 +19,8 @@ import pytest
 from showo_sdk.config import ShowoConfig, TokenLayout, TransformerConfig, VQConfig
 from showo_sdk.errors import BundleError
 from showo_sdk.runtime.bundle import (
-    FORMAT, FORMAT_VERSION, GRAPHS, KV_CACHE, TRANSFORMER_GRAPHS, expected_io, load_bundle, model_summary)
+    FORMAT, FORMAT_VERSION, GRAPHS, KV_CACHE, TRANSFORMER_GRAPHS, expected_io, load_bundle, model_summary,
+    seal_manifest)
 
 LAYOUT = TokenLayout(text_vocab_size=40, codebook_size=16, bos_id=0)
 CONFIG = ShowoConfig(layout=LAYOUT, transformer=TransformerConfig(
@@ -67,7 +68,8 @@ def read_manifest(root: Path) -> dict:
 
 
 def write_manifest(root: Path, manifest: dict) -> None:
-    (root / "manifest.json").write_text(json.dumps(manifest))
+    """Write ``manifest`` sealed (a fresh manifest_sha256), so each test reaches the check it is about."""
+    (root / "manifest.json").write_text(json.dumps(seal_manifest(manifest)))
 
 
 @pytest.fixture

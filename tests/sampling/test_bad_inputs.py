@@ -168,3 +168,83 @@ def test_raw_extension_type_errors(ext):
         ext.generate(**_raw_args(ext, seed=-1))
     with pytest.raises(TypeError):
         ext.generate(**_raw_args(ext, num_codes="7"))
+
+
+def test_raw_extension_type_errors_are_one_line(ext):
+    for overrides in (dict(seed=-1), dict(seed=2**64), dict(num_codes="7"), dict(num_codes=2**70),
+                      dict(guidance_scale="1"), dict(greedy=1), dict(num_threads=1.5), dict(seed=np.zeros((3, 3)))):
+        with pytest.raises(TypeError) as info:
+            ext.generate(**_raw_args(ext, **overrides))
+        message = str(info.value)
+        assert "\n" not in message and "incompatible" not in message, (overrides, message)
+        assert next(iter(overrides)) in message
+
+
+def test_raw_extension_accepts_numpy_scalars(ext):
+    args = _raw_args(ext)
+    want = ext.generate(**args)
+    got = ext.generate(**{**args, "num_codes": np.int64(args["num_codes"]), "seed": np.uint64(args["seed"]),
+                          "guidance_scale": np.float64(args["guidance_scale"]), "greedy": np.bool_(args["greedy"]),
+                          "num_threads": np.int32(args["num_threads"])})
+    np.testing.assert_array_equal(got, want)
+
+
+def test_limits_are_identical_on_both_paths(ext):
+    from showo_sdk.sampling import validate
+
+    for k, ok in ((validate.MAX_CODES, True), (validate.MAX_CODES + 1, False)):
+        args = _raw_args(ext, num_codes=k, step_fn=lambda c: None)
+        with pytest.raises(ext.InvalidArgument, match="step 0" if ok else "num_codes"):
+            ext.generate(**args)
+
+
+@pytest.mark.parametrize("shape", [(10**6, 10**6), (1, (1 << 24) + 1), ((1 << 12) + 1, 1 << 12)])
+def test_huge_canvas_is_refused_before_any_scan(generate, shape):
+    """A broadcast (zero-stride) canvas of 1e12 cells is refused at once, not scanned then copied."""
+    with pytest.raises(InputError, match=r"B \* N"):
+        _call(generate, canvas=np.broadcast_to(np.int64(K), shape), step_fn=lambda c: None)
+
+
+def test_huge_logits_are_refused_before_any_step(generate):
+    from showo_sdk.sampling import validate
+
+    k = validate.MAX_CODES
+    n = validate.MAX_LOGITS // (2 * k) + 1  # fine unguided, too many logits when guided (2B rows)
+    canvas = np.broadcast_to(np.int64(k), (1, n))
+    with pytest.raises(InputError, match="logits"):
+        _call(generate, canvas=canvas, num_codes=k, guidance_scale=1.0, step_fn=lambda c: None)
+    with pytest.raises(InputError, match="step 0"):  # unguided it fits: refused only at step 0's output
+        _call(generate, canvas=canvas, num_codes=k, step_fn=lambda c: None, steps=1)
+
+
+def test_raw_extension_bounds_cells_and_logits(ext):
+    from showo_sdk.sampling import validate
+
+    big = np.full((1, validate.MAX_POSITIONS + 1), 0, dtype=np.int64)
+    with pytest.raises(ext.InvalidArgument, match=r"B \* N"):
+        ext.generate(**_raw_args(ext, canvas=big))
+
+
+def test_wrong_step_output_with_huge_codebook_and_many_threads(generate):
+    """Scratch (threads x K) is allocated only after step 0's logits are checked."""
+    from showo_sdk.sampling import validate
+
+    k = validate.MAX_CODES
+    canvas = np.full((1, 64), k, dtype=np.int64)
+    with pytest.raises(InputError, match="step 0"):
+        _call(generate, canvas=canvas, num_codes=k, num_threads=1024, steps=1,
+              step_fn=lambda c: np.zeros((1, 64, 3), np.float32))
+
+
+def test_thread_count_never_changes_the_result(ext):
+    from showo_sdk.sampling import validate
+
+    k = 1 << 14
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal((1, 64, k)).astype(np.float32)
+    canvas = np.full((1, 64), k, dtype=np.int64)
+    results = [maskgit_generate(lambda c: logits, canvas, 3, num_codes=k, seed=5, num_threads=t)
+               for t in (1, 3, validate.MAX_THREADS)]
+    want = maskgit_generate_reference(lambda c: logits, canvas, 3, num_codes=k, seed=5)
+    for got in results:
+        np.testing.assert_array_equal(got, want)
