@@ -9,7 +9,18 @@ and writes benchmarks/results/reliability.json.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
+
+# harness.py is loaded by path once, under a name no other test module uses; the test modules
+# import it as ``showo_hardening_harness`` and load their other helpers with ``harness.load``.
+if "showo_hardening_harness" not in sys.modules:
+    _spec = importlib.util.spec_from_file_location("showo_hardening_harness", Path(__file__).with_name("harness.py"))
+    sys.modules[_spec.name] = _module = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_module)
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,8 @@ limits the count).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,16 +21,10 @@ from showo_sdk import Runtime
 from showo_sdk.runtime.bundle import load_bundle
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
-jobs_mod = _load("jobs")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
+jobs_mod = harness.load("jobs")
 PRELOAD = ("numpy", "torch", "onnx", "onnxruntime", "safetensors.torch", "showo_sdk.train.trainer",
            "showo_sdk.model", "showo_sdk.export")
 BUG_SWAP = ("showo_sdk/utils/atomic.py atomic_dir(overwrite=True): the old directory is renamed aside, then the new "

@@ -11,23 +11,15 @@ dead test run. Cases that fail because of a known defect elsewhere carry ``bug``
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
-bad_calls = _load("bad_calls")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
+bad_calls = harness.load("bad_calls")
 CASES = bad_calls.CASES
 PRELOAD = ("numpy", "onnxruntime", "PIL.Image", "showo_sdk.runtime", "showo_sdk.cli", "showo_sdk.sampling",
            "safetensors.numpy", "torch", "showo_sdk.export.cli")

@@ -11,12 +11,10 @@ file must not exist afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import shutil
 import struct
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,17 +25,11 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file, save_file  # noqa: E402
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
-jobs = _load("jobs")
-Evil = _load("bad_calls").Evil
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
+jobs = harness.load("jobs")
+Evil = harness.load("bad_calls").Evil
 
 BUG_CONFIG = ("showo_sdk/model/showo_io.py read_config: a config.json that is not an object, lacks 'model', has a "
               "non-integer 'version' or an invalid model section raises AttributeError / KeyError / ValueError / "

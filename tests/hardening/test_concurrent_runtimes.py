@@ -10,9 +10,7 @@ which checks a smaller mixed workload: pytest's default import mode needs unique
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,15 +21,9 @@ import pytest
 from showo_sdk import Runtime
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
 THREADS = 4
 PROMPTS = ["a red circle", "two green triangles", "a small cyan circle left of a blue square", "three blue squares",
            "a yellow star"]

@@ -11,10 +11,7 @@ the copy with ``showo_sdk.Runtime`` must raise BundleError naming the file (or m
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,16 +19,10 @@ from showo_sdk import BundleError
 from showo_sdk.runtime.bundle import load_bundle
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
-integrity = _load("integrity")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
+integrity = harness.load("integrity")
 CATALOG = integrity.catalog("outside")
 MANIFEST_FLIPS = 64  # seeded random offsets per run; benchmarks/reliability.py flips every byte
 

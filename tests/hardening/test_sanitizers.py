@@ -18,7 +18,6 @@ Skipped, with the reason, where libasan is not installed.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -30,16 +29,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
-bad_calls = _load("bad_calls")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
+bad_calls = harness.load("bad_calls")
 
 
 def _clean(text: str) -> list[str]:

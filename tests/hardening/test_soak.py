@@ -11,10 +11,8 @@ Slow: ``pytest -m slow tests/hardening/test_soak.py -s`` (``SHOWO_SOAK_CALLS=50`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,15 +22,9 @@ CALLS = int(os.environ.get("SHOWO_SOAK_CALLS", "500"))
 MAX_GROWTH_PCT = 5.0
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"showo_hardening_{name}", Path(__file__).with_name(f"{name}.py"))
-    if spec.name not in sys.modules:
-        sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[spec.name]
 
 
-harness = _load("harness")
+import showo_hardening_harness as harness  # noqa: E402  (registered by conftest.py)
 
 
 @pytest.fixture(scope="module")
