@@ -281,94 +281,6 @@ def _export_fp32(spec: ModelSpec, out: Path, progress: bool) -> None:
         load_bundle(tmp)
 
 
-def stream_quantize_int8(src: Path, dst: Path) -> None:
-    """Dynamic int8 of ``src`` in bounded memory: every MatMul with a constant weight becomes ORT's
-    ``com.microsoft.DynamicQuantizeMatMul`` (int8 weights, symmetric per output column; activations
-    quantized to uint8 on the fly) - the kernel ONNX Runtime fuses quantize_dynamic's per-channel output
-    into. Weights are read one at a time from the memory-mapped external data and written to
-    ``{dst}.data``, so memory stays near one weight matrix, where ``quantize_dynamic`` holds ~3.2x the
-    graph (18 GB for a 24-layer graph: more than this machine has next to anything else).
-    """
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(src), load_external_data=False)
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
-    targets = {n.input[1] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits
-               and uses[n.input[1]] == 1 and len(inits[n.input[1]].dims) == 2
-               and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT}
-    data_name = dst.name + ".data"
-    maps: dict[str, Any] = {}
-
-    def read(t: onnx.TensorProto) -> np.ndarray:
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            return numpy_helper.to_array(t)
-        info = {e.key: e.value for e in t.external_data}
-        dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-        path = src.parent / info["location"]
-        if str(path) not in maps:
-            maps[str(path)] = np.memmap(path, dtype=np.uint8, mode="r")
-        start = int(info.get("offset", 0))
-        raw = maps[str(path)][start:start + int(info["length"])]
-        return np.frombuffer(raw, dtype=dtype).reshape(tuple(t.dims))
-
-    new_inits: list[onnx.TensorProto] = []
-    with open(dst.parent / data_name, "wb") as fh:
-        def put(name: str, array: np.ndarray) -> None:
-            tensor = numpy_helper.from_array(np.require(array, requirements="C"), name)
-            if array.nbytes >= 1024:
-                pad = (-fh.tell()) % 4096
-                fh.write(b"\0" * pad)
-                offset = fh.tell()
-                fh.write(tensor.raw_data)
-                onnx.external_data_helper.set_external_data(tensor, data_name, offset, array.nbytes)
-                tensor.data_location = onnx.TensorProto.EXTERNAL
-                tensor.ClearField("raw_data")
-            new_inits.append(tensor)
-
-        for t in graph.initializer:
-            w = read(t)
-            if t.name in targets:
-                scale = np.maximum(np.abs(w).max(axis=0), np.float32(1e-12)) / np.float32(127.0)  # (N,)
-                q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)  # (K, N)
-                put(t.name + "_int8", q)
-                put(t.name + "_scale", scale.astype(np.float32))
-            else:
-                put(t.name, w)
-    del graph.initializer[:]
-    graph.initializer.extend(new_inits)
-    nodes = []
-    for n in graph.node:
-        if n.op_type == "MatMul" and n.input[1] in targets:
-            w = n.input[1]
-            n = helper.make_node("DynamicQuantizeMatMul", [n.input[0], w + "_int8", w + "_scale"], list(n.output),
-                                 name=(n.name or w) + "_int8", domain="com.microsoft")
-        nodes.append(n)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    onnx.save_model(model, str(dst))
-    maps.clear()
-
-
-#: Graphs above this many bytes are quantized by stream_quantize_int8 (quantize_dynamic peaks at ~3.2x).
-STREAM_QUANTIZE_BYTES = int(os.environ.get("SHOWO_BENCH_STREAM_QUANTIZE_BYTES", 2_500_000_000))
-
-
-def _quantizer(path: Path) -> str:
-    from showo_sdk.export.common import graph_files
-
-    size = sum(f.stat().st_size for f in graph_files(path))
-    return "stream" if size > STREAM_QUANTIZE_BYTES else "quantize_dynamic"
-
-
 def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> None:
     """The int8 bundle: the fp32 bundle's transformer graphs quantized (torch not loaded), VQ graphs linked."""
     from showo_sdk.export.bundle_writer import file_entry, write_manifest
@@ -386,15 +298,11 @@ def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> Non
             if name in TRANSFORMER_GRAPHS:
                 dst = tmp / f"{name}.int8.onnx"
                 t0 = time.perf_counter()
-                how = _quantizer(info.path)
-                if how == "stream":
-                    stream_quantize_int8(info.path, dst)
-                else:
-                    quantize_int8(info.path, dst)
+                quantize_int8(info.path, dst)
                 gc.collect()
-                _say(progress, f"  {name} int8 ({how}): {time.perf_counter() - t0:.1f} s")
+                _say(progress, f"  {name} int8: {time.perf_counter() - t0:.1f} s")
                 entry.pop("external_data", None)
-                entry.update(file=dst.name, **file_entry(dst), precision="int8", quantizer=how)
+                entry.update(file=dst.name, **file_entry(dst), precision="int8")
                 files = graph_files(dst)
                 if len(files) > 1:
                     entry["external_data"] = {"file": files[1].name, **file_entry(files[1])}

@@ -70,6 +70,10 @@ def format_table(result: ExportResult) -> str:
     out = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
     out += [f"note: {r.graph}: {r.note}" for r in result.rows if r.note]
+    weights = result.manifest.get("weights")
+    if weights:
+        out.append(f"weights: {weights['file']} {_size(weights['stored_bytes'])}, shared by {len(weights['graphs'])} "
+                   f"graphs ({_size(weights['referenced_bytes'])} if each kept its own copy)")
     gen = result.manifest["validation"]["generation"]
     if "skipped" in gen:
         out.append(f"greedy decoding vs PyTorch: skipped ({gen['skipped']})")

@@ -264,7 +264,7 @@ def export_graph(graph: Graph, path: Path, external: bool | None = None) -> str:
     onnx.save_model(model, str(path))  # external tensors keep pointing at the same .data file
     try:
         onnx.checker.check_model(str(path), full_check=True)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"{spec.name}: {path.name} fails onnx.checker (full check): {exc}") from exc
     return exporter
 

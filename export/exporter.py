@@ -1,6 +1,7 @@
 """The export pipeline: checkpoint -> validated bundle directory, written atomically.
 
-Stages: export the six graphs (fp32, or fp16 transformer graphs), quantize (int8), validate every
+Stages: export the six graphs (fp32, or fp16 transformer graphs), quantize (int8), store the
+transformer graphs' weights once in one shared file (``export.weights``), validate every
 graph against the reference, compare greedy T2I/MMU decoding driven by the graphs with the
 reference decoders, build TensorRT engines (if asked), write tokenizer and manifest, and read the
 result back with the runtime's bundle reader. Everything happens in a temp directory beside the
@@ -26,7 +27,7 @@ from showo_sdk.utils.atomic import atomic_dir
 
 from . import tensorrt as trt_build
 from .bundle_writer import creation_info, file_entry, graph_entry, model_section, write_manifest
-from .common import MAX_BATCH, Graph, export_graph, graph_files
+from .common import MAX_BATCH, Graph, export_graph
 from .decode_step import DecodeStep
 from .forward import cast_model
 from .mmu_prefill import MMUPrefill
@@ -35,6 +36,7 @@ from .sources import Sources, load_sources
 from .t2i_prefix import T2IPrefix
 from .t2i_step import T2IStep
 from .transformer_graph import TORCH_DTYPES
+from .weights import share_weights
 from .validate import FP32_TOLERANCE, GraphCheck, ValidationError, check_graph, default_prompts, generation_agreement
 from .vq_decoder import VQDecoder
 from .vq_encoder import VQEncoder
@@ -155,6 +157,7 @@ class _Run:
     checks: dict[str, GraphCheck] = field(default_factory=dict)
     fp32_sources: dict[str, GraphCheck] = field(default_factory=dict)
     engines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)
 
     def export(self) -> None:
         """VQ graphs into the bundle; transformer graphs into the bundle, or to scratch when they get quantized."""
@@ -179,6 +182,15 @@ class _Run:
             row.export_s += time.perf_counter() - start
             row.file, row.precision = dst.name, "int8"
             self.final[graph.name] = (graph, dst, "int8")
+
+    def share(self) -> None:
+        """One external-data file for the four transformer graphs, each distinct tensor stored once."""
+        precision = self.options.precision
+        name = "transformer.data" if precision == "fp32" else f"transformer.{precision}.data"
+        start = time.perf_counter()
+        sizes = share_weights([self.final[g.name][1] for g in self.tf_graphs], name)
+        self.weights = {"file": name, "graphs": [g.name for g in self.tf_graphs], "stored_bytes": sizes["stored"],
+                        "referenced_bytes": sizes["referenced"], "seconds": round(time.perf_counter() - start, 3)}
 
     def validate(self) -> None:
         """Every graph file of the bundle against the reference; fp32 beyond tolerance fails the export."""
@@ -229,7 +241,7 @@ class _Run:
             graphs[name] = graph_entry(graph.spec(), path, precision, self.exporters[name])
             if name in self.engines:
                 graphs[name]["tensorrt"] = self.engines[name]
-            self.rows[name].bytes = sum(p.stat().st_size for p in graph_files(path))
+            self.rows[name].bytes = path.stat().st_size  # the shared weights are reported once, in 'weights'
         validation: dict[str, Any] = {
             "tolerance": {"fp32": self.options.tolerance, "vq_decoder_pixels": self.checks["vq_decoder"].tolerance},
             "graphs": {n: c.to_json() for n, c in self.checks.items()}, "generation": generation}
@@ -239,7 +251,7 @@ class _Run:
             "created": creation_info(self.sources.describe()), "precision": self.options.precision,
             "model": model_section(self.sources.config, self.sources.vq.config),
             "tokenizer": {"file": "tokenizer.json", "text_vocab_size": tok.text_vocab_size, "bos_id": tok.bos_id},
-            "graphs": graphs, "validation": validation, "tensorrt": tensorrt})
+            "graphs": graphs, "weights": self.weights, "validation": validation, "tensorrt": tensorrt})
 
 
 def export_bundle(sources: Sources, out: str | os.PathLike, options: ExportOptions | None = None) -> ExportResult:
@@ -253,6 +265,7 @@ def export_bundle(sources: Sources, out: str | os.PathLike, options: ExportOptio
         run.export()
         if options.precision == "int8":
             run.quantize()
+        run.share()
         run.validate()
         manifest = run.write(run.generation(), run.tensorrt())
         load_bundle(tmp)  # the runtime's reader must accept what was written

@@ -24,7 +24,7 @@ def test_bundle_contents(bundle_fp32, tiny):
     assert bundle.config == tiny.config and bundle.vq_config == tiny.vq.config
     engines = sorted(e.path.name for g in GRAPHS for e in bundle.engines(g))
     assert sorted(p.name for p in bundle_fp32.iterdir()) == sorted(
-        [f"{g}.onnx" for g in GRAPHS] + ["manifest.json", "tokenizer.json"] + engines)
+        [f"{g}.onnx" for g in GRAPHS] + ["manifest.json", "tokenizer.json", "transformer.data"] + engines)
     beside = sorted(p.name for p in bundle_fp32.parent.iterdir() if p != tiny.checkpoint)
     assert beside == ["engine.plan"]  # no temp dirs left
     m = bundle.manifest
@@ -42,6 +42,42 @@ def test_bundle_contents(bundle_fp32, tiny):
     for name, check in bundle.validation["graphs"].items():
         assert check["passed"] is True and check["max_abs_diff"] <= 1e-3, name
     assert bundle.tokenizer_path.is_file()
+
+
+def test_transformer_weights_are_stored_once(bundle_fp32):
+    """The four transformer graphs point into one transformer.data; shared layers are stored there once."""
+    import onnx
+
+    from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS
+
+    bundle = load_bundle(bundle_fp32)
+    weights = bundle.manifest["weights"]
+    data = bundle_fp32 / "transformer.data"
+    assert weights["file"] == "transformer.data" and weights["stored_bytes"] <= data.stat().st_size
+    assert weights["referenced_bytes"] > 2.5 * weights["stored_bytes"]  # 4 graphs, same layers
+    for name in TRANSFORMER_GRAPHS:
+        assert bundle.graphs[name].entry["external_data"]["file"] == "transformer.data"
+        model = onnx.load(str(bundle.graphs[name].path), load_external_data=False)
+        external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external and {e.value for t in external for e in t.external_data if e.key == "location"} == {
+            "transformer.data"}
+    # every layer weight of the prefix graph is the very region decode_step reads: nothing stored twice
+    def regions(name):
+        model = onnx.load(str(bundle.graphs[name].path), load_external_data=False)
+        return {(d["offset"], d["length"]) for t in model.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL for d in [{e.key: e.value for e in t.external_data}]}
+
+    prefix, decode = regions("t2i_prefix"), regions("decode_step")
+    assert len(prefix) >= 5 and prefix <= decode
+
+
+def test_shared_weights_file_tampered_is_refused(copy):
+    data = copy / "transformer.data"
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    data.write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match="transformer.data"):
+        load_bundle(copy)
 
 
 def test_tensorrt_auto_report(bundle_fp32):

@@ -22,8 +22,23 @@ def test_int8_graphs_are_quantized_and_checked(bundle_int8, manifest, name):
     assert entry["file"] == f"{name}.int8.onnx" and entry["precision"] == "int8"
     path = bundle_int8[0] / entry["file"]
     onnx.checker.check_model(str(path), full_check=True)
-    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
-    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    assert "DynamicQuantizeMatMul" in ops
+    int8 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert int8 and all(t.data_location == onnx.TensorProto.EXTERNAL for t in int8)
+    assert entry["external_data"]["file"] == "transformer.int8.data"
+
+
+def test_quantize_weight_is_symmetric_per_column():
+    from showo_sdk.export.quantize import quantize_weight
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 48)).astype(np.float32) * np.linspace(0.01, 3, 48, dtype=np.float32)
+    q, scale = quantize_weight(w)
+    assert q.dtype == np.int8 and scale.shape == (48,) and np.abs(q).max() == 127
+    np.testing.assert_allclose(scale, np.abs(w).max(axis=0) / 127, rtol=1e-6)
+    assert np.abs(q * scale - w).max() <= scale.max() / 2 + 1e-6  # within half a step per column
 
 
 def test_int8_validation_report(manifest):
