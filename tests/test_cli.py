@@ -98,9 +98,23 @@ def test_demo_with_a_cached_bundle(tiny, tmp_path, monkeypatch):
     valid_png(out / "extrapolated.png", (96, 64))
 
 
+def test_demo_on_the_shipped_model(tmp_path):
+    """The README's main job: `showo demo` exports the shipped model into an empty cache, draws, answers."""
+    if not (SHIPPED_MODEL / "config.json").is_file():
+        pytest.skip(f"the shipped model is not installed ({SHIPPED_MODEL})")
+    res = showo("demo", "--out", tmp_path / "demo", "--quiet", env={"SHOWO_CACHE": str(tmp_path / "cache")},
+                timeout=900)
+    assert res.returncode == 0, res.stderr
+    lines = dict(line.split(": ", 1) for line in res.stdout.splitlines() if ": " in line)
+    assert lines["engine"].startswith(str(tmp_path / "cache")) and "(ort-cpu, fp32)" in lines["engine"]
+    assert lines["A"].strip(), res.stdout  # an answer was printed
+    valid_png(tmp_path / "demo" / "generated.png", (32, 32))
+    valid_png(tmp_path / "demo" / "extrapolated.png", (48, 32))
+
+
 def test_demo_without_the_shipped_model_says_so(tmp_path):
     if (SHIPPED_MODEL / "config.json").is_file():
-        pytest.skip("the shipped model is installed: the demo would export it (see the slow test)")
+        pytest.skip("the shipped model is installed (test_demo_on_the_shipped_model runs the demo on it)")
     res = showo("demo", "--out", tmp_path, env={"SHOWO_CACHE": str(tmp_path / "cache")})
     assert res.returncode == 2
     assert "shipped model is missing" in res.stderr and "Traceback" not in res.stderr
