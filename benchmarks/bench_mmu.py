@@ -32,7 +32,8 @@ from common import (  # noqa: E402
     Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, run_child, save_plot, save_results,
     usable_cores,
 )
-from models import ModelSpec, add_model_args, bundle_bytes, ensure_bundles, never_eot, spec_from_args  # noqa: E402
+from models import (ModelSpec, add_model_args, bundle_bytes, ensure_bundles, never_eot, results_name,  # noqa: E402
+                    spec_from_args)
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
 
@@ -131,14 +132,6 @@ def child(p: dict[str, Any]) -> dict[str, Any]:
     return _torch_variant(p) if p["variant"] in ("official", "cached") else _ort_variant(p)
 
 
-def default_name(spec: ModelSpec) -> str:
-    if spec.from_checkpoint:
-        return "mmu_shapes" if spec.model == "shapes" else f"mmu_{spec.key()}"
-    if spec == ModelSpec(layers=spec.layers):
-        return "mmu" if spec.layers == 4 else f"mmu_{spec.layers}l"
-    return f"mmu_custom_{spec.key()}"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -217,7 +210,7 @@ def report(args, spec, config, tokens, repeat, threads, variants, results, bundl
                 rows)
     if agreement:
         print("greedy tokens equal to 'cached':", ", ".join(f"{v} {a:.1%}" for v, a in agreement.items()))
-    name = args.name or default_name(spec)
+    name = args.name or results_name("mmu", spec)
     for r in results.values():
         r.pop("tokens", None)
     payload = {

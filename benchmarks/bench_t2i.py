@@ -35,7 +35,7 @@ from common import (  # noqa: E402
     Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, run_child, save_plot, save_results,
     usable_cores,
 )
-from models import ModelSpec, add_model_args, bundle_bytes, ensure_bundles, spec_from_args  # noqa: E402
+from models import ModelSpec, add_model_args, bundle_bytes, ensure_bundles, results_name, spec_from_args  # noqa: E402
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
 STAGES = ("prefix_ms", "steps_ms", "sampler_ms", "vq_decode_ms")
@@ -149,14 +149,6 @@ def child(p: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- the whole run --------------------------------------------------------------------------------
-def default_name(spec: ModelSpec) -> str:
-    if spec.from_checkpoint:
-        return "t2i_shapes" if spec.model == "shapes" else f"t2i_{spec.key()}"
-    if spec == ModelSpec(layers=spec.layers):
-        return "t2i" if spec.layers == 4 else f"t2i_{spec.layers}l"
-    return f"t2i_custom_{spec.key()}"
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -246,7 +238,7 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
                  "step GFLOP/s", "peak RSS MB"], rows)
     if agreement:
         print("greedy codes equal to 'cached':", ", ".join(f"{v} {a:.1%}" for v, a in agreement.items()))
-    name = args.name or default_name(spec)
+    name = args.name or results_name("t2i", spec)
     for r in results.values():
         r.pop("codes", None)
     payload = {

@@ -101,6 +101,15 @@ class ModelSpec:
                            image_grid=(self.grid, self.grid))
 
 
+def results_name(prefix: str, spec: ModelSpec) -> str:
+    """Default results name of a bench script: ``{prefix}`` (4 layers), ``{prefix}_24l``, ``{prefix}_shapes``..."""
+    if spec.from_checkpoint:
+        return f"{prefix}_shapes" if spec.model == "shapes" else f"{prefix}_{spec.key()}"
+    if spec == ModelSpec(layers=spec.layers):
+        return prefix if spec.layers == 4 else f"{prefix}_{spec.layers}l"
+    return f"{prefix}_custom_{spec.key()}"
+
+
 def add_model_args(parser: argparse.ArgumentParser, layers: int = 4) -> None:
     """The model flags every bench script shares."""
     g = parser.add_argument_group("model (random weights unless --model shapes)")
