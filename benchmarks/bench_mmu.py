@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
 from common import (  # noqa: E402
-    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, run_child, save_plot, save_results,
+    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, save_plot, save_results,
     usable_cores,
 )
-from models import (ModelSpec, add_model_args, bundle_bytes, ensure_bundles, never_eot, results_name,  # noqa: E402
-                    spec_from_args)
+from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, never_eot,  # noqa: E402
+                    results_name, run_variants, spec_from_args)
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
 
@@ -139,15 +139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=64, help="new tokens per answer (default 64)")
     parser.add_argument("--question-len", type=int, default=16, help="question template tokens (default 16)")
     parser.add_argument("--batch", type=int, default=1, help="answers per call (default 1, as upstream)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per variant (default 3; 1 at >= 24 layers)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed 2-token runs per variant first (default 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {','.join(VARIANTS)}")
-    parser.add_argument("--quick", action="store_true", help="16 tokens, one timed run")
-    parser.add_argument("--name", default=None, help="results name (default mmu, mmu_24l, mmu_shapes ...)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    add_run_args(parser, "mmu", VARIANTS, warmup_help="untimed 2-token runs per variant first (default 1)",
+                 quick_help="16 tokens, one timed run")
     return parser.parse_args(argv)
 
 
@@ -160,24 +153,13 @@ def main(argv: list[str] | None = None) -> None:
     deep = spec.layers >= 24
     tokens = 16 if args.quick and args.tokens == 64 else args.tokens
     repeat = args.repeat or (1 if deep or args.quick else 3)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise SystemExit(f"unknown variants {bad}; choose from {VARIANTS}")
-    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
-    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    variants = chosen_variants(args, VARIANTS)
     threads = args.threads or usable_cores()
     config = spec.config()
     base = {"spec": spec.describe(), "threads": threads, "tokens": tokens, "question_len": args.question_len,
             "batch": args.batch, "repeat": repeat, "warmup": args.warmup}
-    results: dict[str, dict[str, Any]] = {}
-    for v in variants:
-        params = {**base, "variant": v}
-        if v.startswith("ort-"):
-            params["bundle"] = str(bundles[v[4:]])
-        print(f"[mmu] {v} ...", file=sys.stderr, flush=True)
-        results[v] = run_child(__file__, params)
-        print(f"[mmu] {v}: {results[v]['tokens_per_s']:.2f} tokens/s", file=sys.stderr, flush=True)
+    results, bundles = run_variants(__file__, "mmu", spec, args, variants, base,
+                                    lambda r: f"{r['tokens_per_s']:.2f} tokens/s")
     report(args, spec, config, tokens, repeat, threads, variants, results, bundles)
 
 

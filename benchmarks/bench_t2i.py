@@ -32,10 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
 from common import (  # noqa: E402
-    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, run_child, save_plot, save_results,
+    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, save_plot, save_results,
     usable_cores,
 )
-from models import ModelSpec, add_model_args, bundle_bytes, ensure_bundles, results_name, spec_from_args  # noqa: E402
+from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, results_name,  # noqa: E402
+                    run_variants, spec_from_args)
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
 STAGES = ("prefix_ms", "steps_ms", "sampler_ms", "vq_decode_ms")
@@ -156,18 +157,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=None, help="MaskGIT steps T (default 18; 4 at >= 24 layers)")
     parser.add_argument("--guidance", type=float, default=1.75, help="CFG scale (default 1.75, the 256-px setting)")
     parser.add_argument("--batch", type=int, default=1, help="images per call (default 1)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per variant (default 3; 1 at >= 24 layers)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed one-step runs per variant first (default 1)")
-    parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list from {','.join(VARIANTS)}")
+    add_run_args(parser, "t2i", VARIANTS, warmup_help="untimed one-step runs per variant first (default 1)",
+                 quick_help="T=4, one timed run (a check that everything runs)")
     parser.add_argument("--greedy", action="store_true",
                         help="argmax sampling, no noise: records how many codes each variant shares with 'cached'")
     parser.add_argument("--seed", dest="sample_seed", type=int, default=0, help="sampling seed (default 0)")
-    parser.add_argument("--quick", action="store_true", help="T=4, one timed run (a check that everything runs)")
-    parser.add_argument("--name", default=None, help="results name (default t2i, t2i_24l, t2i_shapes ...)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -180,25 +174,14 @@ def main(argv: list[str] | None = None) -> None:
     deep = spec.layers >= 24
     steps = args.steps or (4 if deep or args.quick else 18)
     repeat = args.repeat or (1 if deep or args.quick else 3)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise SystemExit(f"unknown variants {bad}; choose from {VARIANTS}")
-    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
-    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    variants = chosen_variants(args, VARIANTS)
     threads = args.threads or usable_cores()
     config = spec.config()
     base = {"spec": spec.describe(), "threads": threads, "steps": steps, "guidance": args.guidance,
             "batch": args.batch, "repeat": repeat, "warmup": args.warmup, "greedy": args.greedy,
             "seed": args.sample_seed}
-    results: dict[str, dict[str, Any]] = {}
-    for v in variants:
-        params = {**base, "variant": v}
-        if v.startswith("ort-"):
-            params["bundle"] = str(bundles[v[4:]])
-        print(f"[t2i] {v} ...", file=sys.stderr, flush=True)
-        results[v] = run_child(__file__, params)
-        print(f"[t2i] {v}: {results[v]['total_ms']:.0f} ms per call", file=sys.stderr, flush=True)
+    results, bundles = run_variants(__file__, "t2i", spec, args, variants, base,
+                                    lambda r: f"{r['total_ms']:.0f} ms per call")
     report(args, spec, config, steps, repeat, threads, variants, results, bundles)
 
 

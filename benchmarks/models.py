@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,50 @@ def add_model_args(parser: argparse.ArgumentParser, layers: int = 4) -> None:
                    help="VQ decoder width: official MAGVIT-v2 (default), small, or tiny (smoke tests)")
     g.add_argument("--weight-seed", dest="seed", type=int, default=0, help="seed of the random weights (default 0)")
     g.add_argument("--cache-dir", type=Path, default=None, help=f"bundle cache (default {CACHE_DIR})")
+
+
+def add_run_args(parser: argparse.ArgumentParser, prefix: str, variants: Sequence[str], warmup_help: str,
+                 quick_help: str) -> None:
+    """The run flags bench_t2i and bench_mmu share: repeats, warm-up, threads, variants, output."""
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per variant (default 3; 1 at >= 24 layers)")
+    parser.add_argument("--warmup", type=int, default=1, help=warmup_help)
+    parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
+    parser.add_argument("--variants", default=",".join(variants), help=f"comma list from {','.join(variants)}")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--name", default=None, help=f"results name (default {prefix}, {prefix}_24l, {prefix}_shapes ...)")
+    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+
+
+def chosen_variants(args: argparse.Namespace, known: Sequence[str]) -> list[str]:
+    """``--variants`` as a list; SystemExit naming any unknown one."""
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in known]
+    if bad:
+        raise SystemExit(f"unknown variants {bad}; choose from {tuple(known)}")
+    return variants
+
+
+def run_variants(script: str, tag: str, spec: ModelSpec, args: argparse.Namespace, variants: Sequence[str],
+                 base: dict[str, Any], summary: Callable[[dict[str, Any]], str]) -> tuple[dict, dict]:
+    """Each variant in its own process (``script --child``); ort-* variants get their bundle, exported once.
+
+    Returns (results by variant, bundles by precision).
+    """
+    from common import run_child  # scripts put benchmarks/ on sys.path, as for this module
+
+    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
+    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    results: dict[str, dict[str, Any]] = {}
+    for v in variants:
+        params = {**base, "variant": v}
+        if v.startswith("ort-"):
+            params["bundle"] = str(bundles[v[4:]])
+        print(f"[{tag}] {v} ...", file=sys.stderr, flush=True)
+        results[v] = run_child(script, params)
+        print(f"[{tag}] {v}: {summary(results[v])}", file=sys.stderr, flush=True)
+    return results, bundles
 
 
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> ModelSpec:

@@ -78,7 +78,6 @@ def quantize_int8(src: Path, dst: Path) -> int:
                     put(t.name + "_scale", scale)
                 else:
                     put(t.name, w)
-        reader.close()
         os.replace(tmp, dst.parent / data_name)
     finally:
         reader.close()

@@ -111,7 +111,6 @@ def share_weights(paths: list[Path], data_name: str, threshold: int = THRESHOLD)
                     if len(raw) >= threshold:
                         point_at(tensor, data_name, *writer.put(tensor, raw))
                 models[path] = model
-        reader.close()
         os.replace(tmp, target)
     finally:
         reader.close()
