@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
 from common import (  # noqa: E402
-    Clock, instrument_runtime, median, peak_rss_mb, print_table, rss_mb, save_plot, save_results,
+    Clock, median, peak_rss_mb, print_table, rss_mb, save_plot, save_results,
     usable_cores,
 )
 from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, results_name,  # noqa: E402
@@ -96,7 +96,7 @@ def _torch_variant(p: dict[str, Any]) -> dict[str, Any]:
                 "sampler_ms": codes_ms - prefix - steps_ms, "vq_decode_ms": (t2 - t1) * 1e3,
                 "total_ms": (t2 - t0) * 1e3}, codes.numpy()
 
-    return _measure(p, once, load_s, note=None)
+    return _measure(p, once, load_s)
 
 
 def _ort_variant(p: dict[str, Any]) -> dict[str, Any]:
@@ -104,31 +104,25 @@ def _ort_variant(p: dict[str, Any]) -> dict[str, Any]:
 
     start = time.perf_counter()
     rt = showo_sdk.Runtime(p["bundle"], backend="ort-cpu", num_threads=p["threads"], verify_checksums=False)
-    clock = Clock()
-    note = instrument_runtime(rt, ("t2i_prefix", "t2i_step", "vq_decoder"), clock)  # creates the sessions
-    load_s = time.perf_counter() - start
     cond, uncond = prompt_ids(rt.config, p["batch"])
+    rt.decode_codes(rt.generate_codes(cond, uncond, steps=1, guidance_scale=p["guidance"], greedy=True))  # loads
+    load_s = time.perf_counter() - start
 
     def once(steps: int) -> tuple[dict[str, float], np.ndarray]:
-        clock.reset()
-        t0 = time.perf_counter()
         codes = rt.generate_codes(cond, uncond, steps=steps, guidance_scale=p["guidance"], seed=p["seed"],
                                   greedy=p["greedy"])
-        t1 = time.perf_counter()
+        made = rt.last_timings  # the Runtime's own per-stage split
         rt.decode_codes(codes)
-        t2 = time.perf_counter()
-        codes_ms = (t1 - t0) * 1e3
-        prefix, steps_ms = clock.total_ms("t2i_prefix"), clock.total_ms("t2i_step")
-        out = {"codes_ms": codes_ms, "prefix_ms": prefix, "steps_ms": steps_ms,
-               "sampler_ms": codes_ms - prefix - steps_ms, "vq_decode_ms": (t2 - t1) * 1e3, "total_ms": (t2 - t0) * 1e3}
-        if note:
-            out.update(prefix_ms=float("nan"), steps_ms=float("nan"), sampler_ms=float("nan"))
+        decoded = rt.last_timings
+        prefix, steps_ms = made.stages["t2i_prefix"].ms, made.stages["t2i_step"].ms
+        out = {"codes_ms": made.total_ms, "prefix_ms": prefix, "steps_ms": steps_ms, "sampler_ms": made.host_ms,
+               "vq_decode_ms": decoded.total_ms, "total_ms": made.total_ms + decoded.total_ms}
         return out, codes
 
-    return _measure(p, once, load_s, note)
+    return _measure(p, once, load_s)
 
 
-def _measure(p: dict[str, Any], once, load_s: float, note: str | None) -> dict[str, Any]:
+def _measure(p: dict[str, Any], once, load_s: float) -> dict[str, Any]:
     load_rss = rss_mb()
     for _ in range(p["warmup"]):
         once(1)
@@ -140,8 +134,6 @@ def _measure(p: dict[str, Any], once, load_s: float, note: str | None) -> dict[s
     out["per_step_ms"] = out["steps_ms"] / p["steps"]
     out.update(variant=p["variant"], runs=runs, load_s=load_s, rss_after_load_mb=load_rss, peak_rss_mb=peak_rss_mb(),
                threads=p["threads"], codes=codes[0].tolist())
-    if note:
-        out["note"] = note
     return out
 
 

@@ -190,7 +190,7 @@ def run_child(script: str | os.PathLike, params: dict[str, Any], timeout: float 
 
 
 class Clock:
-    """Start/end times of named events (graph runs, model calls) within one measured call."""
+    """Start/end times of named events (the PyTorch model's calls) within one measured call."""
 
     def __init__(self) -> None:
         self.events: list[tuple[str, float, float]] = []
@@ -204,12 +204,6 @@ class Clock:
     def total_ms(self, *names: str) -> float:
         return sum(e - s for n, s, e in self.events if n in names) * 1e3
 
-    def count(self, name: str) -> int:
-        return sum(1 for n, _, _ in self.events if n == name)
-
-    def ends(self, name: str) -> list[float]:
-        return [e for n, _, e in self.events if n == name]
-
     def starts(self, name: str) -> list[float]:
         return [s for n, s, _ in self.events if n == name]
 
@@ -221,50 +215,3 @@ class Clock:
             finally:
                 self.add(name, start, time.perf_counter())
         return timed
-
-
-class _TimedBound:
-    def __init__(self, bound: Any, clock: Clock, name: str):
-        self._bound, self._clock, self._name = bound, clock, name
-
-    def run(self) -> None:
-        start = time.perf_counter()
-        self._bound.run()
-        self._clock.add(self._name, start, time.perf_counter())
-
-
-class _TimedGraph:
-    """Wraps a runtime graph: every ``run`` and every ``bind(...).run()`` is recorded in a Clock."""
-
-    def __init__(self, graph: Any, clock: Clock):
-        self._graph, self._clock = graph, clock
-        self.name = graph.name
-
-    def run(self, feed: dict[str, Any]) -> dict[str, Any]:
-        start = time.perf_counter()
-        try:
-            return self._graph.run(feed)
-        finally:
-            self._clock.add(self.name, start, time.perf_counter())
-
-    def bind(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> _TimedBound:
-        return _TimedBound(self._graph.bind(inputs, outputs), self._clock, self.name)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._graph, attr)
-
-
-def instrument_runtime(runtime: Any, names: Sequence[str], clock: Clock) -> str | None:
-    """Time the graph runs of a ``showo_sdk.Runtime`` per graph, without touching the runtime's code.
-
-    The Runtime offers no per-stage timing hook, so this wraps the session objects its graph table
-    caches (``Runtime._graphs._graphs``, created here). Returns None on success, or why the split
-    is unavailable (the runtime's internals changed): the totals are measured either way.
-    """
-    graphs = getattr(runtime, "_graphs", None)
-    table = getattr(graphs, "_graphs", None)
-    if graphs is None or not isinstance(table, dict):
-        return "this Runtime has no graph table to instrument; per-stage split unavailable"
-    for name in names:
-        table[name] = _TimedGraph(graphs[name], clock)
-    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 
 from ..errors import BackendError, BundleError, InputError
 from .bundle import GRAPHS, Bundle
+from .timing import Recorder, TimedGraph
 
 BACKENDS = ("auto", "ort-cpu", "ort-cuda", "tensorrt")
 CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -297,6 +299,7 @@ class Graphs:
         self.memory = self._memory()
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
+        self.recorder = Recorder()  # every graph run is timed into the calling thread's open call
         self._engines = None
         if choice.name == "tensorrt":
             from .tensorrt_backend import pick_engines
@@ -334,7 +337,9 @@ class Graphs:
             with self._lock:
                 graph = self._graphs.get(name)
                 if graph is None:
-                    graph = self._graphs[name] = self._create(name)
+                    start = time.perf_counter()  # the first use loads the graph: timed as "<name> (load)"
+                    graph = self._graphs[name] = TimedGraph(self._create(name), self.recorder)
+                    self.recorder.add(f"{name} (load)", start, time.perf_counter())
         return graph
 
     def _create(self, name: str) -> Graph:

@@ -28,6 +28,7 @@ from .backends import Graphs, select_backend
 from .bundle import load_bundle
 from .mmu import MMUDriver, TextStream, picker
 from .t2i import T2IDriver
+from .timing import CallTimings, timed
 
 ImageLike = Any  # a path, a PIL.Image or a numpy array (H, W[, C])
 
@@ -86,6 +87,7 @@ class Runtime:
         self.prompting = Prompting(self.config, self.tokenizer)
         self._choice = select_backend(backend, self.bundle, providers)
         self._graphs = Graphs(self.bundle, self._choice, threads)
+        self._recorder = self._graphs.recorder
         self._t2i = T2IDriver(self._graphs, self.config)
         self._mmu = MMUDriver(self._graphs, self.config)
         self._loop_threads = threads or 0
@@ -107,6 +109,12 @@ class Runtime:
         """(height, width) in pixels of a generated image."""
         f = self.bundle.vq_config.downsample_factor
         return self.config.image_grid[0] * f, self.config.image_grid[1] * f
+
+    @property
+    def last_timings(self) -> CallTimings | None:
+        """Where this thread's last finished public call spent its time: per graph (calls, ms, first
+        start) and on the host; ``print(rt.last_timings.table())`` shows it. None before any call."""
+        return self._recorder.last
 
     @property
     def last_seed(self) -> int | None:
@@ -178,6 +186,7 @@ class Runtime:
         return [Image.fromarray(p) for p in pixels]
 
     # ---- image tokens -----------------------------------------------------------------------
+    @timed
     def encode_image(self, image: ImageLike | list[ImageLike]) -> np.ndarray:
         """Image(s) -> int64 codes (B, N): resized and center-cropped to the model's size, then VQ-encoded."""
         images = image if isinstance(image, list) else [image]
@@ -186,6 +195,7 @@ class Runtime:
         return self._encode([check.image(im, f"image[{i}]" if len(images) > 1 else "image")
                              for i, im in enumerate(images)])
 
+    @timed
     def decode_codes(self, codes: np.ndarray, grid: tuple[int, int] | None = None) -> np.ndarray:
         """Codes (B, h*w) or (B, h, w) in [0, K) -> uint8 images (B, 16h, 16w, 3); ``grid`` defaults to the model's."""
         codes = np.asarray(codes)
@@ -214,6 +224,7 @@ class Runtime:
         return np.concatenate(pixels)
 
     # ---- text to image ----------------------------------------------------------------------
+    @timed
     def generate(self, prompt: str | list[str], steps: int = 18, guidance_scale: float = 1.75,
                  temperature: float = 1.0, schedule: str = "cosine", seed: int | None = None, greedy: bool = False,
                  output: str = "pil", progress: bool | Callable[[int, int], object] = False):
@@ -232,6 +243,7 @@ class Runtime:
         images = self._render(self._run_t2i(cond, uncond, options, bar), tuple(self.config.image_grid), out)
         return images if batch else images[0]
 
+    @timed
     def generate_codes(self, cond_ids: np.ndarray, uncond_ids: np.ndarray | None = None, steps: int = 18,
                        guidance_scale: float = 1.75, temperature: float = 1.0, schedule: str = "cosine",
                        seed: int | None = None, greedy: bool = False,
@@ -254,6 +266,7 @@ class Runtime:
                 raise InputError(f"uncond_ids must have the shape of cond_ids {cond.shape}; got {uncond.shape}")
         return self._run_t2i(cond, uncond, options, bar)
 
+    @timed
     def inpaint(self, image: ImageLike, mask: ImageLike, prompt: str | list[str], steps: int = 16,
                 guidance_scale: float = 1.75, temperature: float = 1.0, schedule: str = "cosine",
                 seed: int | None = None, greedy: bool = False, output: str = "pil",
@@ -283,6 +296,7 @@ class Runtime:
         images = self._render(self._run_t2i(cond, uncond, options, bar), grid, out)
         return images if batch else images[0]
 
+    @timed
     def extrapolate(self, image: ImageLike, prompt: str | list[str], direction: str = "left", offset: int = 0,
                     steps: int = 16, guidance_scale: float = 1.75, temperature: float = 1.0,
                     schedule: str = "cosine", seed: int | None = None, greedy: bool = False, output: str = "pil",
@@ -339,6 +353,7 @@ class Runtime:
             temp = check.temperature(temp, sampling=True)
         return {"greedy": greedy, "top_k": k, "temperature": temp, "seed": self._seed(seed)}
 
+    @timed
     def understand_ids(self, image_codes: np.ndarray, question_ids: np.ndarray, max_new_tokens: int = 100,
                        eot_id: int | None = None, greedy: bool = True, top_k: int | None = None,
                        temperature: float = 1.0, seed: int | None = None) -> list[list[int]]:
@@ -358,6 +373,7 @@ class Runtime:
         text_vocab = self.config.layout.text_vocab_size
         return self.tokenizer.decode([t for t in ids if t < text_vocab], skip_special_tokens=True)
 
+    @timed
     def understand(self, image: ImageLike | list[ImageLike], question: str | list[str], max_new_tokens: int = 100,
                    greedy: bool = True, top_k: int | None = None, temperature: float = 1.0,
                    seed: int | None = None, stream: bool = False):

@@ -49,7 +49,10 @@ POSITION_THRESHOLD = 0.1
 _UNIT = 256  # coordinate grid: positions and sizes are multiples of 1/_UNIT of the canvas
 _EDGE = 8  # min distance from an object's box to the canvas border (1 px at 32 px)
 _GAP = 24  # min gap between two objects' boxes (3 px at 32 px): blur and VQ never merge them
-_SIZES = (64, 96)  # box side range (8-12 px at 32 px), even so that a box's half is on the grid
+#: Box side range by object count, even so that a box's half is on the grid: a lone object is
+#: 12-20 px at 32 px (2-5 tokens wide on the 8x8 grid); two or three must still fit 3 px apart
+#: with a clear relation (two of 104 side by side: 2 x 104 + gap + edges = 248 of 256).
+_SIZES = {1: (96, 160), 2: (72, 104), 3: (72, 96)}
 _CANVAS = 256  # supersampled drawing canvas, one pixel per grid step
 _STREAMS = {"train": 0, "heldout": 1, "geneval": 2, "corpus": 3}
 
@@ -141,7 +144,8 @@ def _place(rng: np.random.Generator, attrs: list[tuple[str, str]], same_size: bo
            relation: str | None) -> tuple[Obj, ...] | None:
     """Random non-overlapping boxes inside the canvas (None if 200 tries fail)."""
     n = len(attrs)
-    half = rng.integers(_SIZES[0] // 2, _SIZES[1] // 2 + 1, size=1 if same_size else n)
+    low, high = _SIZES[n]
+    half = rng.integers(low // 2, high // 2 + 1, size=1 if same_size else n)
     half = np.broadcast_to(half, (n,))[:, None]
     for _ in range(200):
         centres = rng.integers(_EDGE + half, _UNIT - _EDGE - half + 1, size=(n, 2))

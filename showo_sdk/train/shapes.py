@@ -56,17 +56,18 @@ class Recipe:
         return ShowoConfig(layout=layout, transformer=t, max_text_len=self.max_text_len, image_grid=(grid, grid))
 
 
-def _stages(scale: int, lr: float, batch: tuple[int, int, int]) -> tuple[StageConfig, ...]:
+def _stages(scale: int, lr: float, batch: tuple[int, int, int], amp: str = "fp32") -> tuple[StageConfig, ...]:
     """The three official stages at ``scale`` steps per unit (3 : 4 : 3), checkpointed every 100 steps."""
     t2i, lm, mmu = batch
     every = 100 if scale >= 100 else 0
+    common = dict(batch_t2i=t2i, batch_lm=lm, batch_mmu=mmu, save_every=every, amp=amp)
     return (
-        StageConfig(name="stage1", steps=scale * 3, lr=lr, warmup=min(100, scale), batch_t2i=t2i, batch_lm=lm,
-                    batch_mmu=mmu, t2i_text="class", mmu_kind="caption", save_every=every),
-        StageConfig(name="stage2", steps=scale * 4, lr=lr, warmup=min(50, scale), batch_t2i=t2i, batch_lm=lm,
-                    batch_mmu=mmu, t2i_text="caption", mmu_kind="mixed", save_every=every),
-        StageConfig(name="stage3", steps=scale * 3, lr=lr / 2, warmup=min(50, scale), batch_t2i=t2i, batch_lm=lm,
-                    batch_mmu=mmu, t2i_text="caption", mmu_kind="qa", save_every=every),
+        StageConfig(name="stage1", steps=scale * 3, lr=lr, warmup=min(100, scale), t2i_text="class",
+                    mmu_kind="caption", **common),
+        StageConfig(name="stage2", steps=scale * 4, lr=lr, warmup=min(50, scale), t2i_text="caption",
+                    mmu_kind="mixed", **common),
+        StageConfig(name="stage3", steps=scale * 3, lr=lr / 2, warmup=min(50, scale), t2i_text="caption",
+                    mmu_kind="qa", **common),
     )
 
 
@@ -75,7 +76,7 @@ RECIPES: dict[str, Recipe] = {
         name="shapes", image_size=32,
         vq=SHAPES_VQ, vq_train=SHAPES_VQ_TRAIN, text_vocab=400, max_text_len=24,
         hidden_size=256, num_layers=6, num_heads=8, num_train=20000, num_heldout=600,
-        stages=_stages(350, 1e-3, (16, 4, 12))),
+        stages=_stages(500, 1e-3, (16, 2, 12), amp="bf16")),
     "tiny": Recipe(
         name="tiny", image_size=32,
         vq=VQConfig(base_channels=8, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
@@ -83,7 +84,7 @@ RECIPES: dict[str, Recipe] = {
                     resolution=32, norm_groups=4),
         vq_train=VQTrainConfig(steps=3, batch_size=4, lr=1e-3, warmup=1), text_vocab=300, max_text_len=24,
         hidden_size=32, num_layers=2, num_heads=4, num_train=24, num_heldout=6,
-        stages=_stages(1, 1e-3, (2, 1, 2))),
+        stages=_stages(1, 1e-3, (2, 1, 2), amp="bf16")),
 }
 
 

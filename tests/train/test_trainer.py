@@ -99,10 +99,11 @@ def test_optimizer_state_round_trip(tmp_path, tiny_model):
     assert {p.name for p in tmp_path.iterdir()} == {"optimizer.safetensors", "optimizer.json"}
 
 
-def test_training_reduces_loss_and_resumes(tmp_path, tiny_cfg):
+@pytest.mark.parametrize("amp", ["fp32", "bf16"])
+def test_training_reduces_loss_and_resumes(tmp_path, tiny_cfg, amp):
     data = examples(tiny_cfg, 6)
     stage = StageConfig(name="s1", steps=30, lr=3e-3, warmup=3, batch_t2i=2, batch_lm=1, batch_mmu=2,
-                        mmu_kind="mixed", save_every=15)
+                        mmu_kind="mixed", save_every=15, amp=amp)
     trainer = Trainer(tiny_cfg, data, tmp_path, seed=0, progress=False)
     ckpt = trainer.run(stage)
     log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -112,10 +113,16 @@ def test_training_reduces_loss_and_resumes(tmp_path, tiny_cfg):
     assert state == {**state, "step": 30, "done": True}
     model = load_showo(ckpt)
     assert model.showo_config == tiny_cfg
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps fp32 master weights
     # a second stage starts from the first one's weights
     stage2 = StageConfig(name="s2", steps=2, lr=1e-3, warmup=1, batch_t2i=1, batch_lm=0, batch_mmu=1, mmu_kind="qa")
     ckpt2 = Trainer(tiny_cfg, data, tmp_path, seed=1, progress=False).run(stage2, init_from=ckpt)
     assert load_showo(ckpt2).showo_config == tiny_cfg
+
+
+def test_stage_config_rejects_unknown_amp():
+    with pytest.raises(ValueError, match="amp must be 'fp32' or 'bf16'"):
+        StageConfig(name="s", steps=1, lr=1e-3, amp="fp16")
 
 
 def test_resume_matches_uninterrupted(tmp_path, tiny_cfg):
