@@ -93,9 +93,16 @@ def t2i_rows(cfg: ShowoConfig, batch: int, guidance: bool) -> int:
 
 
 def t2i_prefix(cfg: ShowoConfig, batch: int = 1, guidance: bool = True) -> Flops:
-    """The text block (T rows, causal, full T x T scores computed) of every row, once per image."""
-    t = cfg.text_block_len
-    return rows_flops(cfg.transformer, t, t) * t2i_rows(cfg, batch, guidance)
+    """The text block (T rows, causal, full T x T scores computed) of every row, once per image.
+
+    The graph outputs only the KV cache, so its last layer computes just the key and value
+    projections (no query, scores, dense or MLP): counted that way.
+    """
+    tc, t = cfg.transformer, cfg.text_block_len
+    d, layers = tc.hidden_size, tc.num_layers
+    full = rows_flops(tc, t, t) * ((layers - 1) / layers)
+    last = Flops(2.0 * t * 2 * d * d, 0.0, 0.0)
+    return (full + last) * t2i_rows(cfg, batch, guidance)
 
 
 def t2i_step(cfg: ShowoConfig, batch: int = 1, guidance: bool = True) -> Flops:

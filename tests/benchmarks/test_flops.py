@@ -29,13 +29,14 @@ def test_tiny_by_hand():
     f = flops.official_forward(cfg)
     assert (f.linear, f.attention, f.head) == (2 * 1024 * 11, 2 * 32 * 11 * 11, 2 * 11 * 8 * 35)
     assert f.total == 36432
-    assert flops.t2i_prefix(cfg).total == 2 * (2 * 1024 * 5 + 2 * 32 * 5 * 5) == 23680
+    # the prefix: layer 1 in full, layer 2 only its key and value projections (2 * 2*8*8 per row)
+    assert flops.t2i_prefix(cfg).total == 2 * (1024 * 5 + 32 * 5 * 5 + 256 * 5) == 14400
     step = flops.t2i_step(cfg)  # 2 CFG rows x (6 rows over 11 columns + codebook head on 4 rows)
     assert (step.linear, step.attention, step.head) == (2 * 2 * 1024 * 6, 2 * 2 * 32 * 6 * 11, 2 * 2 * 4 * 8 * 4)
     assert step.total == 33536
-    assert flops.t2i_image(cfg, 3).total == 23680 + 3 * 33536
+    assert flops.t2i_image(cfg, 3).total == 14400 + 3 * 33536
     assert flops.t2i_image(cfg, 3, official=True).total == 3 * 2 * 36432
-    assert flops.t2i_image(cfg, 3, guidance=False).total == (23680 + 3 * 33536) / 2
+    assert flops.t2i_image(cfg, 3, guidance=False).total == (14400 + 3 * 33536) / 2
     assert flops.mmu_prefill(cfg, 7).total == 2 * 1024 * 7 + 2 * 32 * 49 + 2 * 8 * 35 == 18032
     assert flops.mmu_decode_step(cfg, 7).total == 2 * 1024 + 2 * 32 * 8 + 2 * 8 * 35 == 3120
     assert flops.mmu_answer(cfg, 7, 3).total == 18032 + 3120 + (2 * 1024 + 2 * 32 * 9 + 560)
