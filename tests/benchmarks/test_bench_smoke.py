@@ -80,3 +80,7 @@ def test_runtime_variants_roofline_scaling(tmp_path):
     data = run("bench_scaling.py", "--steps-list", "1,2", "--tokens-list", "4", "--batch-list", "1,2",
                "--fixed-steps", "1", tmp=tmp_path)
     assert len(data["vs_steps"]) == 2 and len(data["vs_tokens"]) == 1 and len(data["vs_batch"]) == 2
+    data = run("profile_step.py", "--steps", "2", tmp=tmp_path)
+    for r in data["results"].values():
+        assert r["per_op_ms"] and 0 < r["matmul_share"] <= 1 and r["kernel_ms_per_step"] > 0
+    assert "DynamicQuantizeMatMul" in data["results"]["int8"]["per_op_ms"]  # the int8 graph is really quantized
