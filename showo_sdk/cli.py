@@ -105,19 +105,30 @@ def _sampling(args: argparse.Namespace) -> dict:
             "schedule": args.schedule, "seed": args.seed, "greedy": args.greedy, "progress": not args.quiet}
 
 
+def _timings(rt, args: argparse.Namespace) -> None:
+    """With --timings: the last call's per-stage latency table on stderr (stdout keeps the results)."""
+    if args.timings and rt.last_timings is not None:
+        print(rt.last_timings.table(), file=sys.stderr)
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     rt = _runtime(args)
-    print(_save(rt.generate(args.prompt, **_sampling(args)), args.output))
+    image = rt.generate(args.prompt, **_sampling(args))
+    _timings(rt, args)
+    print(_save(image, args.output))
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
     rt = _runtime(args)
-    print(_save(rt.inpaint(args.image, args.mask, args.prompt, **_sampling(args)), args.output))
+    image = rt.inpaint(args.image, args.mask, args.prompt, **_sampling(args))
+    _timings(rt, args)
+    print(_save(image, args.output))
 
 
 def cmd_extrapolate(args: argparse.Namespace) -> None:
     rt = _runtime(args)
     image = rt.extrapolate(args.image, args.prompt, direction=args.direction, offset=args.offset, **_sampling(args))
+    _timings(rt, args)
     print(_save(image, args.output))
 
 
@@ -131,6 +142,7 @@ def _answer(rt, image, question: str, args: argparse.Namespace) -> str:
         pieces.append(piece)
         print(piece, end="", flush=True)
     print()
+    _timings(rt, args)
     return "".join(pieces)
 
 
@@ -146,10 +158,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     out = Path(args.out)
     print(f"engine: {rt.bundle.root} ({rt.backend}, {rt.bundle.precision})")
     image = rt.generate(args.prompt, **_sampling(args))
+    _timings(rt, args)
     print(f"generated: {_save(image, str(out / 'generated.png'))}  ({args.prompt!r}, seed {rt.last_seed})")
     print(f"Q: {args.question}\nA: ", end="", flush=True)
     _answer(rt, image, args.question, args)
     wide = rt.extrapolate(image, args.prompt, direction="right", **_sampling(args))
+    _timings(rt, args)
     print(f"extrapolated: {_save(wide, str(out / 'extrapolated.png'))}  ({wide.width}x{wide.height}, right)")
 
 
@@ -159,6 +173,7 @@ def _common(p: argparse.ArgumentParser, engine_help: str) -> None:
                    help="inference backend (default auto: TensorRT, else ONNX Runtime CUDA, else CPU)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--timings", action="store_true", help="print each call's per-stage latency table on stderr")
 
 
 def _t2i_options(p: argparse.ArgumentParser, steps: int, output: str | None) -> None:

@@ -61,6 +61,20 @@ def test_ask_prints_the_answer(tiny, generated):
     assert res.stdout == want + "\n"
 
 
+def test_timings_table_on_stderr(tiny, generated, tmp_path):
+    res = showo("generate", "two green triangles", "-o", tmp_path / "t.png", "--engine", tiny.bundle, "--steps", 3,
+                "--seed", 0, "--quiet", "--timings")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(tmp_path / "t.png")  # stdout keeps only the result
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("generate: ") and lines[0].endswith(" ms")
+    step = next(line for line in lines if line.startswith("t2i_step ") and "(load)" not in line)
+    assert step.split()[1] == "3"  # one t2i_step run per MaskGIT step
+    res = showo("ask", generated, "What color is the circle?", "--engine", tiny.bundle, "--max-new-tokens", 4,
+                "--timings")
+    assert res.returncode == 0 and any(line.startswith("mmu_prefill") for line in res.stderr.splitlines())
+
+
 def test_inpaint_writes_a_png(tiny, generated, tmp_path):
     mask = tmp_path / "mask.png"
     m = np.zeros((32, 32), dtype=np.uint8)  # another size than the image: resized
