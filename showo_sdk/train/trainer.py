@@ -6,6 +6,7 @@ draws its own shard of examples; DistributedDataParallel keeps the weights ident
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -182,7 +183,7 @@ class Trainer:
                 picks = rng.integers(0, len(self.examples), per_step)
                 batch = builder.build(rng, *_rows([self.examples[i] for i in picks], stage, rng))
                 sync = micro == stage.grad_accum - 1 or self.dist.world == 1
-                ctx = net.no_sync() if not sync else _nullcontext()
+                ctx = net.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
                     with _autocast(stage.amp):
                         logits = net(batch.input_ids, attention_mask=batch.attention_mask)
@@ -246,14 +247,6 @@ def _autocast(amp: str) -> torch.autocast:
     """The forward pass's autocast context for a stage's ``amp`` setting (disabled for "fp32")."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.autocast(device, dtype=torch.bfloat16, enabled=amp == "bf16")
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def stage_from_dict(data: dict) -> StageConfig:
