@@ -140,10 +140,15 @@ def add_run_args(parser: argparse.ArgumentParser, prefix: str, variants: Sequenc
     parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
     parser.add_argument("--variants", default=",".join(variants), help=f"comma list from {','.join(variants)}")
     parser.add_argument("--quick", action="store_true", help=quick_help)
+    add_output_args(parser, prefix)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+
+
+def add_output_args(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """Where a bench script writes: ``--name`` (default from :func:`results_name`), ``--out-dir``, ``--no-plot``."""
     parser.add_argument("--name", default=None, help=f"results name (default {prefix}, {prefix}_24l, {prefix}_shapes ...)")
     parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
 
 
 def chosen_variants(args: argparse.Namespace, known: Sequence[str]) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import print_table, save_plot, save_results, usable_cores  # noqa: E402
-from models import ModelSpec, add_model_args, ensure_bundles, spec_from_args  # noqa: E402
+from models import add_model_args, add_output_args, ensure_bundles, results_name, spec_from_args  # noqa: E402
 
 #: Operators that multiply matrices (everything else is element-wise or data movement).
 MATMUL_OPS = ("MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulInteger", "MatMulNBits", "Gemm")
@@ -112,9 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precisions", default="fp32,int8", help="bundles to profile (default fp32,int8)")
     parser.add_argument("--threads", type=int, default=None, help="threads (default all cores)")
     parser.add_argument("--repeat", type=int, default=1, help="profiled calls of --steps steps (default 1)")
-    parser.add_argument("--name", default=None, help="results name (default profile_step, profile_step_24l ...)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true")
+    add_output_args(parser, "profile_step")
     return parser.parse_args(argv)
 
 
@@ -136,9 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     for precision, r in results.items():
         print(f"{precision}: kernels {r['kernel_ms_per_step']:.1f} ms per step (wall {r['wall_ms_per_step']:.1f} ms), "
               f"matrix products {r['matmul_share']:.0%}")
-    name = args.name or ("profile_step" if spec == ModelSpec(layers=4) else
-                         f"profile_step_{spec.layers}l" if spec == ModelSpec(layers=spec.layers) else
-                         f"profile_step_{spec.key()}")
+    name = args.name or results_name("profile_step", spec)
     path = save_results(name, {
         "what": "ONNX Runtime profile of the Runtime's t2i_step graph: kernel time per operator type",
         "config": {"spec": spec.describe(), "steps": args.steps, "repeat": args.repeat, "threads": threads},

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
 from common import print_table, run_child, save_plot, save_results, usable_cores  # noqa: E402
-from models import ModelSpec, add_model_args, ensure_bundles, spec_from_args  # noqa: E402
+from models import ModelSpec, add_model_args, add_output_args, ensure_bundles, results_name, spec_from_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TARGET_FRACTION = 0.70
@@ -146,9 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="bench_t2i variants to place on the roofline (default cached,ort-fp32,ort-int8)")
     parser.add_argument("--mmu-tokens", type=int, default=16, help="MMU decode tokens measured (0 = skip MMU)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--name", default=None, help="results name (default roofline, roofline_24l ...)")
-    parser.add_argument("--out-dir", type=Path, default=None, help="results directory (default benchmarks/results)")
-    parser.add_argument("--no-plot", action="store_true")
+    add_output_args(parser, "roofline")
     return parser.parse_args(argv)
 
 
@@ -241,9 +239,7 @@ def main(argv: list[str] | None = None) -> None:
                    "met": target["fraction_of_sgemm_peak"] >= TARGET_FRACTION}
         print(f"Runtime fp32 transformer step: {target['fraction_of_sgemm_peak']:.0%} of the sgemm peak "
               f"(target {TARGET_FRACTION:.0%})")
-    name = args.name or ("roofline" if spec == ModelSpec(layers=4) else
-                         f"roofline_{spec.layers}l" if spec == ModelSpec(layers=spec.layers) else
-                         f"roofline_{spec.key()}")
+    name = args.name or results_name("roofline", spec)
     payload = {
         "what": "achieved FLOP/s of T2I stages vs measured sgemm peak; MMU decode bytes/s vs copy bandwidth",
         "config": {"spec": spec.describe(), "steps": args.steps, "repeat": repeat, "threads": threads,
