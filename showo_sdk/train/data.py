@@ -47,12 +47,17 @@ HELDOUT_FRACTION = 0.1
 POSITION_THRESHOLD = 0.1
 
 _UNIT = 256  # coordinate grid: positions and sizes are multiples of 1/_UNIT of the canvas
-_EDGE = 8  # min distance from an object's box to the canvas border (1 px at 32 px)
-_GAP = 24  # min gap between two objects' boxes (3 px at 32 px): blur and VQ never merge them
-#: Box side range by object count, even so that a box's half is on the grid: a lone object is
-#: 12-20 px at 32 px (2-5 tokens wide on the 8x8 grid); two or three must still fit 3 px apart
-#: with a clear relation (two of 104 side by side: 2 x 104 + gap + edges = 248 of 256).
-_SIZES = {1: (96, 160), 2: (72, 104), 3: (72, 96)}
+#: Layout cells: an 8 x 8 grid, one token of the shipped 8 x 8 VQ grid each (4 px at 32 px). Every
+#: object's box covers whole cells, so a given shape, colour and size always lands on the same
+#: pixels inside its tokens: the VQ gives it the same few codes wherever it stands, and the small
+#: transformer learns to place whole objects instead of inventing sub-token variations.
+_CELL = 32
+_GRID = _UNIT // _CELL
+_INSET = 8  # the shape is drawn 1 px (at 32 px) inside its cell box: never touches a border or a neighbour
+#: Box side in cells by object count: a lone object is 3-5 cells (10-18 px drawn at 32 px); two or
+#: three are 3 cells (10 px), so three fit with a free cell between them in both directions.
+_CELLS = {1: (3, 5), 2: (3, 3), 3: (3, 3)}
+_GAP = _CELL + 2 * _INSET  # min gap between two drawn shapes (6 px at 32 px): one free cell between boxes
 _CANVAS = 256  # supersampled drawing canvas, one pixel per grid step
 _STREAMS = {"train": 0, "heldout": 1, "geneval": 2, "corpus": 3}
 
@@ -142,15 +147,15 @@ def _clearly(a: Obj, b: Obj, rel: str) -> bool:
 
 def _place(rng: np.random.Generator, attrs: list[tuple[str, str]], same_size: bool,
            relation: str | None) -> tuple[Obj, ...] | None:
-    """Random non-overlapping boxes inside the canvas (None if 200 tries fail)."""
+    """Random cell-aligned, non-overlapping boxes inside the canvas (None if 200 tries fail)."""
     n = len(attrs)
-    low, high = _SIZES[n]
-    half = rng.integers(low // 2, high // 2 + 1, size=1 if same_size else n)
-    half = np.broadcast_to(half, (n,))[:, None]
+    low, high = _CELLS[n]
+    cells = np.broadcast_to(rng.integers(low, high + 1, size=1 if same_size else n), (n,))[:, None]
     for _ in range(200):
-        centres = rng.integers(_EDGE + half, _UNIT - _EDGE - half + 1, size=(n, 2))
-        objs = [Obj(shape, color, int(cx) / _UNIT, int(cy) / _UNIT, 2 * int(h) / _UNIT)
-                for (shape, color), (cx, cy), (h,) in zip(attrs, centres, half)]
+        corner = rng.integers(0, _GRID - cells + 1, size=(n, 2))
+        centres = corner * _CELL + cells * _CELL // 2
+        objs = [Obj(shape, color, int(cx) / _UNIT, int(cy) / _UNIT, (int(c) * _CELL - 2 * _INSET) / _UNIT)
+                for (shape, color), (cx, cy), (c,) in zip(attrs, centres, cells)]
         if not all(_apart(a, b) for i, a in enumerate(objs) for b in objs[i + 1:]):
             continue
         if relation is None or _clearly(objs[0], objs[1], relation):
@@ -159,7 +164,7 @@ def _place(rng: np.random.Generator, attrs: list[tuple[str, str]], same_size: bo
 
 
 def sample_scene(rng: np.random.Generator, kind: str) -> Scene:
-    """A random scene of ``kind``: objects inside the canvas, 3 px apart (at 32 px), never overlapping.
+    """A random scene of ``kind``: objects on whole layout cells, 6 px apart (at 32 px), never overlapping.
 
     "counting" objects are identical (shape, colour, size); in "position" scenes objects[0] stands
     in exactly one clear relation to objects[1]; "color_attr" objects differ in shape and colour.

@@ -81,13 +81,15 @@ def test_holdout_pairs_never_reach_train():
 
 
 def test_scene_geometry(scenes):
-    edge, gap = 1 / 32, 3 / 32
+    edge, gap = 1 / 32, 6 / 32
     for s in scenes:
         assert 1 <= len(s.objects) <= 3
         for o in s.objects:
             assert o.shape in D.SHAPES and o.color in D.COLORS
-            low, high = {1: (12, 20), 2: (9, 13), 3: (9, 12)}[len(s.objects)]  # px at 32 px
+            low, high = {1: (10, 18), 2: (10, 10), 3: (10, 10)}[len(s.objects)]  # px at 32 px
             assert low / 32 <= o.size <= high / 32
+            cell_box = np.array([o.cx - o.size / 2 - edge, o.cy - o.size / 2 - edge, o.size + 2 * edge]) * 8
+            assert np.allclose(cell_box, np.round(cell_box)), o  # whole 4-px cells (one token each)
             assert edge <= o.cx - o.size / 2 and o.cx + o.size / 2 <= 1 - edge
             assert edge <= o.cy - o.size / 2 and o.cy + o.size / 2 <= 1 - edge
         for i, a in enumerate(s.objects):

@@ -77,7 +77,7 @@ def test_its_vq_reconstructs_held_out_images():
     from showo_sdk.train.vq_eval import evaluate_vq
 
     images = [r["image"] for r in make_split(0, 50, "heldout", 32)]
-    assert evaluate_vq(load_magvit(SHIPPED_MODEL / "vq"), images)["psnr_db"] >= 26.0
+    assert evaluate_vq(load_magvit(SHIPPED_MODEL / "vq"), images)["psnr_db"] >= 35.0  # issue: >= 26; 43.2 shipped
 
 
 def test_it_draws_the_colour_it_is_told(fns):
