@@ -442,8 +442,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build (or show) the benchmark bundles of one model spec.")
     add_model_args(parser)
     parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
+    parser.add_argument("--save-checkpoint", type=Path, metavar="DIR",
+                        help="write the random model as a checkpoint in our format (for showo-export) instead; its "
+                             "[MASK] logit is -1e4 (one fp32 ulp there is 1e-3), so export it with --tolerance 4e-3")
     args = parser.parse_args()
     spec = spec_from_args(args)
+    if args.save_checkpoint is not None:
+        from showo_sdk.model.showo_io import save_pretrained
+
+        model, config, vq = build_torch(spec)
+        save_pretrained(model, args.save_checkpoint, config, tokenizer=phi_sized_tokenizer(spec.text_vocab), vq=vq)
+        print(f"checkpoint: {args.save_checkpoint}")
+        return
     for precision, path in ensure_bundles(spec, tuple(args.precision), args.cache_dir).items():
         print(f"{precision}: {path} ({bundle_bytes(path) / 1e9:.2f} GB)")
 

@@ -210,7 +210,7 @@ class _Run:
         if any(self.checks[g.name].max_abs_diff is None for g in self.tf_graphs):
             return {"skipped": "ONNX Runtime CPU cannot run these graphs here"}
         with _bar(desc="generate", progress=self.options.progress, unit="run", total=1) as bar:
-            graphs = Graphs.from_paths({g.name: self.final[g.name][1] for g in self.tf_graphs})
+            graphs = Graphs.from_paths({g.name: self.final[g.name][1] for g in self.tf_graphs}, low_memory=True)
             prompts, questions = default_prompts(self.sources.tokenizer)
             report = generation_agreement(graphs, self.sources.model, self.sources.config, prompts, questions)
             bar.update()

@@ -85,7 +85,7 @@ def check_graph(graph: Graph, path: Path, precision: str, fp32_tolerance: float 
     start = time.perf_counter()
     tolerance = _tolerance(graph, fp32_tolerance) if precision == "fp32" else None
     try:
-        ort_graph = Graphs.from_paths({graph.name: path})[graph.name]
+        ort_graph = Graphs.from_paths({graph.name: path}, low_memory=True)[graph.name]
     except Exception as exc:  # e.g. an fp16 kernel ONNX Runtime CPU does not have
         cause = exc.__cause__ or exc  # ONNX Runtime's own error, under the runtime's BackendError
         return GraphCheck(graph.name, precision, None, {}, [], tolerance, None, time.perf_counter() - start,

@@ -87,7 +87,7 @@ def _runtime(args: argparse.Namespace):
     engine = args.engine
     if engine is None:
         engine = ensure_bundle(SHIPPED_MODEL, progress=not args.quiet, shipped=True)
-    return Runtime(engine, backend=args.backend, num_threads=args.threads)
+    return Runtime(engine, backend=args.backend, num_threads=args.threads, low_memory=args.low_memory)
 
 
 def _save(image, path: str) -> Path:
@@ -172,6 +172,8 @@ def _common(p: argparse.ArgumentParser, engine_help: str) -> None:
     p.add_argument("--backend", choices=("auto", "ort-cpu", "ort-cuda", "tensorrt"), default="auto",
                    help="inference backend (default auto: TensorRT, else ONNX Runtime CUDA, else CPU)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all cores)")
+    p.add_argument("--low-memory", action="store_true",
+                   help="ONNX Runtime CPU: one memory-mapped copy of the weights for all graphs (slower, int8 most)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--timings", action="store_true", help="print each call's per-stage latency table on stderr")
 

@@ -84,3 +84,19 @@ def test_runtime_variants_roofline_scaling(tmp_path):
     for r in data["results"].values():
         assert r["per_op_ms"] and 0 < r["matmul_share"] <= 1 and r["kernel_ms_per_step"] > 0
     assert "DynamicQuantizeMatMul" in data["results"]["int8"]["per_op_ms"]  # the int8 graph is really quantized
+
+
+def test_memory_default_vs_low_memory(tiny, tmp_path):
+    """bench_memory on the tiny test bundle: both variants load all four graphs and are reported."""
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_memory.py"), "--engine", str(tiny.bundle), "--repeat", "1",
+                           "--threads", "1", "--out-dir", str(out), "--name", "smoke"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "smoke.png").is_file()
+    data = json.loads((out / "smoke.json").read_text())
+    assert set(data["results"]) == {"default", "low_memory"}
+    for r in data["results"].values():
+        assert {"load_s", "anon_mb", "file_mb", "t2i_ms", "mmu_ms", "weights_file_mb"} <= set(r)
+        assert r["t2i_ms"] > 0 and r["mmu_ms"] > 0 and r["weights_file_mb"] > 0
+    assert set(data["low_memory_over_default"]) == {"anon_memory", "t2i_time", "mmu_time", "load_time"}

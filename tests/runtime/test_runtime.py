@@ -306,3 +306,32 @@ def test_tensorrt_agrees_with_cpu(rt, tiny, tmp_path):
                       rt.understand_ids(codes, q, max_new_tokens=8)[0]) >= 0.75
     assert trt_rt.generate("a red circle", steps=4, seed=0).size == (64, 64)
     assert trt_rt.extrapolate(trt_rt.generate("x", steps=2, seed=0), "x", direction="up", steps=2).size == (64, 96)
+
+
+# ---- low memory ----------------------------------------------------------------------------------
+def test_low_memory_runs_from_the_mapped_weights_and_decodes_the_same(rt, tiny):
+    """low_memory=True turns ONNX Runtime's prepacking off in every session and changes no token."""
+    from showo_sdk import Runtime
+
+    lean = Runtime(tiny.bundle, backend="ort-cpu", num_threads=2, low_memory=True)
+    cond = rt.prompting.t2i_ids([tiny.tokenizer.encode(p) for p in PROMPTS[:2]])
+    uncond = rt.prompting.t2i_null_ids(2)
+    got = lean.generate_codes(cond, uncond, steps=8, guidance_scale=1.75, greedy=True)
+    assert np.array_equal(got, rt.generate_codes(cond, uncond, steps=8, guidance_scale=1.75, greedy=True))
+    codes = np.random.default_rng(0).integers(0, tiny.config.layout.codebook_size, (1, tiny.config.num_image_tokens))
+    q = _question_ids(tiny, QUESTIONS[1])
+    assert lean.understand_ids(codes, q, max_new_tokens=8) == rt.understand_ids(codes, q, max_new_tokens=8)
+    for name in ("t2i_prefix", "t2i_step", "mmu_prefill", "decode_step"):
+        lean_options = lean._graphs[name]._graph.session.get_session_options()
+        default_options = rt._graphs[name]._graph.session.get_session_options()
+        assert lean_options.get_session_config_entry("session.disable_prepacking") == "1"
+        with pytest.raises(RuntimeError, match="does not have configuration"):  # the default: prepacked
+            default_options.get_session_config_entry("session.disable_prepacking")
+
+
+def test_low_memory_must_be_a_flag(tiny):
+    from showo_sdk import Runtime
+    from showo_sdk.errors import InputError
+
+    with pytest.raises(InputError, match="low_memory must be True or False"):
+        Runtime(tiny.bundle, backend="ort-cpu", low_memory="yes")
