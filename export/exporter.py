@@ -1,7 +1,8 @@
 """The export pipeline: checkpoint -> validated bundle directory, written atomically.
 
-Stages: export the six graphs (fp32, or fp16 transformer graphs), quantize (int8), store the
-transformer graphs' weights once in one shared file (``export.weights``), validate every
+Stages: export the six graphs (fp32, or fp16 transformer graphs), quantize (int8), with the
+transformer graphs' weights moved into one shared file as each graph is written
+(``export.weights.WeightStore``: scratch disk stays near one graph plus that file), validate every
 graph against the reference, compare greedy T2I/MMU decoding driven by the graphs with the
 reference decoders, build TensorRT engines (if asked), write tokenizer and manifest, and read the
 result back with the runtime's bundle reader. Everything happens in a temp directory beside the
@@ -36,7 +37,7 @@ from .sources import Sources, load_sources
 from .t2i_prefix import T2IPrefix
 from .t2i_step import T2IStep
 from .transformer_graph import TORCH_DTYPES
-from .weights import share_weights
+from .weights import WeightStore
 from .validate import FP32_TOLERANCE, GraphCheck, ValidationError, check_graph, default_prompts, generation_agreement
 from .vq_decoder import VQDecoder
 from .vq_encoder import VQEncoder
@@ -160,37 +161,50 @@ class _Run:
     weights: dict[str, Any] = field(default_factory=dict)
 
     def export(self) -> None:
-        """VQ graphs into the bundle; transformer graphs into the bundle, or to scratch when they get quantized."""
+        """VQ graphs into the bundle; transformer graphs into the bundle, or to scratch when they get quantized.
+
+        Each transformer graph's weights join the shared file as soon as it is written (see WeightStore).
+        """
+        quantized = self.options.precision == "int8"
+        store = WeightStore(self.scratch, "transformer.data") if quantized else self.store(self.options.precision)
         for graph in _bar(self.vq_graphs + self.tf_graphs, "export", self.options.progress):
-            quantized = graph in self.tf_graphs and self.options.precision == "int8"
-            path = (self.scratch if quantized else self.tmp) / _file_name(graph.name, graph.precision)
+            transformer = graph in self.tf_graphs
+            path = (self.scratch if quantized and transformer else self.tmp) / _file_name(graph.name, graph.precision)
             start = time.perf_counter()
             self.exporters[graph.name] = export_graph(graph, path)
+            if transformer:
+                store.add(path)
             self.rows[graph.name] = Row(graph.name, graph.precision, path.name, 0, None,
                                         time.perf_counter() - start, 0.0)
             self.final[graph.name] = (graph, path, graph.precision)
+        sizes = store.close()
+        if not quantized:
+            self.record_weights(store, sizes)
+
+    def store(self, precision: str) -> WeightStore:
+        """The bundle's shared weights file for transformer graphs of ``precision``."""
+        return WeightStore(self.tmp, "transformer.data" if precision == "fp32" else f"transformer.{precision}.data")
+
+    def record_weights(self, store: WeightStore, sizes: dict[str, int]) -> None:
+        self.weights = {"file": store.data_name, "graphs": [g.name for g in self.tf_graphs],
+                        "stored_bytes": sizes["stored"], "referenced_bytes": sizes["referenced"],
+                        "seconds": round(store.seconds, 3)}
 
     def quantize(self) -> None:
         """int8: quantize the (validated) fp32 transformer graphs into the bundle."""
+        store = self.store("int8")
         for graph in _bar(self.tf_graphs, "quantize", self.options.progress):
             src = self.final[graph.name][1]
             self.fp32_sources[graph.name] = check_graph(graph, src, "fp32", self.options.tolerance)
             dst = self.tmp / _file_name(graph.name, "int8")
             start = time.perf_counter()
             quantize_int8(src, dst)
+            store.add(dst)
             row = self.rows[graph.name]
             row.export_s += time.perf_counter() - start
             row.file, row.precision = dst.name, "int8"
             self.final[graph.name] = (graph, dst, "int8")
-
-    def share(self) -> None:
-        """One external-data file for the four transformer graphs, each distinct tensor stored once."""
-        precision = self.options.precision
-        name = "transformer.data" if precision == "fp32" else f"transformer.{precision}.data"
-        start = time.perf_counter()
-        sizes = share_weights([self.final[g.name][1] for g in self.tf_graphs], name)
-        self.weights = {"file": name, "graphs": [g.name for g in self.tf_graphs], "stored_bytes": sizes["stored"],
-                        "referenced_bytes": sizes["referenced"], "seconds": round(time.perf_counter() - start, 3)}
+        self.record_weights(store, store.close())
 
     def validate(self) -> None:
         """Every graph file of the bundle against the reference; fp32 beyond tolerance fails the export."""
@@ -265,7 +279,6 @@ def export_bundle(sources: Sources, out: str | os.PathLike, options: ExportOptio
         run.export()
         if options.precision == "int8":
             run.quantize()
-        run.share()
         run.validate()
         manifest = run.write(run.generation(), run.tensorrt())
         load_bundle(tmp)  # the runtime's reader must accept what was written
