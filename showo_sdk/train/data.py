@@ -54,9 +54,10 @@ _UNIT = 256  # coordinate grid: positions and sizes are multiples of 1/_UNIT of 
 _CELL = 32
 _GRID = _UNIT // _CELL
 _INSET = 8  # the shape is drawn 1 px (at 32 px) inside its cell box: never touches a border or a neighbour
-#: Box side in cells by object count: a lone object is 3-5 cells (10-18 px drawn at 32 px); two or
-#: three are 3 cells (10 px), so three fit with a free cell between them in both directions.
-_CELLS = {1: (3, 5), 2: (3, 3), 3: (3, 3)}
+#: Box side in cells by object count (low, high): always 3 cells (10 px drawn at 32 px), so three
+#: fit with a free cell between them, and each shape and colour is one fixed 3 x 3 block of tiles:
+#: every tile of it (a circle's corner, a triangle's apex) can have a code of its own in the VQ.
+_CELLS = {1: (3, 3), 2: (3, 3), 3: (3, 3)}
 _GAP = _CELL + 2 * _INSET  # min gap between two drawn shapes (6 px at 32 px): one free cell between boxes
 _CANVAS = 256  # supersampled drawing canvas, one pixel per grid step
 _STREAMS = {"train": 0, "heldout": 1, "geneval": 2, "corpus": 3}

@@ -46,9 +46,21 @@ def mini_geneval(generate_fn: GenerateFn, seed: int = 0, n_per_category: int = 2
             "n": len(prompts), "samples": samples}
 
 
+#: Question kinds of ``data.qa_pairs`` by their opening words (relation questions name a relation).
+_QUESTION_KINDS = (("how many", "count"), ("what color", "color"), ("what shape", "shape"),
+                   ("is there", "exists"), ("what is", "relation"), ("is the", "relation"))
+
+
+def question_kind(question: str) -> str:
+    """'count', 'color', 'shape', 'exists' or 'relation' for a question of ``data.qa_pairs``; else 'other'."""
+    q = question.strip().lower()
+    return next((kind for start, kind in _QUESTION_KINDS if q.startswith(start)), "other")
+
+
 def vqa_accuracy(answer_fn: AnswerFn, records: Sequence[dict[str, Any]], batch_size: int = 16,
                  max_questions_per_image: int = 2, seed: int = 0) -> dict[str, Any]:
-    """Exact-match accuracy of normalised answers over held-out (image, question) pairs."""
+    """Exact-match accuracy of normalised answers over held-out (image, question) pairs, overall and
+    per question kind (``per_kind``: {kind: {"accuracy", "n"}}), so a weak kind is not hidden."""
     rng = np.random.default_rng(seed)
     pairs = []
     for rec in records:
@@ -56,11 +68,15 @@ def vqa_accuracy(answer_fn: AnswerFn, records: Sequence[dict[str, Any]], batch_s
         for i in rng.permutation(len(qa))[:max_questions_per_image]:
             pairs.append((rec["image"], qa[i][0], qa[i][1]))
     hits = []
+    by_kind: dict[str, list[bool]] = defaultdict(list)
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         answers = answer_fn([p[0] for p in chunk], [p[1] for p in chunk])
-        hits += [normalize_answer(a) == normalize_answer(p[2]) for a, p in zip(answers, chunk)]
-    return {"accuracy": float(np.mean(hits)) if hits else 0.0, "n": len(hits)}
+        for a, p in zip(answers, chunk):
+            hits.append(normalize_answer(a) == normalize_answer(p[2]))
+            by_kind[question_kind(p[1])].append(hits[-1])
+    per_kind = {k: {"accuracy": float(np.mean(v)), "n": len(v)} for k, v in sorted(by_kind.items())}
+    return {"accuracy": float(np.mean(hits)) if hits else 0.0, "n": len(hits), "per_kind": per_kind}
 
 
 def save_grid(samples: Sequence[tuple[str, str, np.ndarray, bool]], path: str | os.PathLike,

@@ -76,7 +76,7 @@ RECIPES: dict[str, Recipe] = {
         name="shapes", image_size=32,
         vq=SHAPES_VQ, vq_train=SHAPES_VQ_TRAIN, text_vocab=400, max_text_len=24,
         hidden_size=256, num_layers=6, num_heads=8, num_train=20000, num_heldout=600,
-        stages=_stages(600, 1e-3, (16, 2, 12), amp="bf16")),
+        stages=_stages(600, 1e-3, (20, 2, 8), amp="bf16")),
     "tiny": Recipe(
         name="tiny", image_size=32,
         vq=VQConfig(base_channels=8, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),

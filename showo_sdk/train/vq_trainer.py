@@ -6,6 +6,9 @@ LPIPS perceptual loss and a GAN; we skip those two: LPIPS needs pretrained VGG w
 download, and a GAN costs CPU time that buys sharpness, not PSNR. L2 is the default: on our shape
 scenes (84% black pixels) L1 stalls at the loss of the all-black median image (~0.13, 13 dB) for
 hundreds of steps while L2 goes on to the objects at once; and L2 is what PSNR measures.
+Two options of ours, for token grids a transformer must draw: ``foreground_weight`` (non-black
+pixels weigh more in the reconstruction) and ``tile_swap`` (random tokens decode from another
+image's latent, so the decoder cannot lean on context and each code must carry its own tile).
 
 Optimisation reuses ``optim.py``: AdamW without decay on 1-d parameters, linear warmup then cosine
 LR, gradient-norm clipping. A run is a pure function of (config, images, hyper-parameters, seed):
@@ -33,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..config import VQConfig, _JsonMixin
@@ -49,7 +51,8 @@ METRICS_NAME = "metrics.jsonl"
 
 #: Shipped tokenizer for 32x32 shape scenes: x4 downsampling (3 levels) -> 8x8 tokens, 2^8 codes,
 #: 0.79 M parameters (3.2 MB fp32). 8 bits rather than 10: the same held-out PSNR (30.4 vs 30.5 dB
-#: after 2000 steps) with 74 codes in use instead of 41, and a 4x smaller codebook for Show-o.
+#: after 2000 steps, on the first release's scenes) with 74 codes in use instead of 41, and a 4x
+#: smaller codebook for Show-o.
 SHAPES_VQ = VQConfig(
     base_channels=32, encoder_ch_mult=(1, 2, 2), encoder_num_res_blocks=(1, 1, 1),
     decoder_ch_mult=(1, 2, 2), decoder_num_res_blocks=(1, 1, 1), codebook_bits=8,
@@ -71,18 +74,28 @@ class VQTrainConfig(_JsonMixin):
     commit_weight: float = OFFICIAL_COMMIT_WEIGHT
     entropy_weight: float = OFFICIAL_ENTROPY_WEIGHT
     save_every: int = 0  # 0: only at the end
+    tile_swap: float = 0.0  # most tokens per image whose latents (and pixels) come from another image
+    foreground_weight: float = 1.0  # loss weight of non-black pixels relative to near-black background
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.warmup < 0 or self.save_every < 0:
             raise ValueError("steps and batch_size must be >= 1, lr > 0, warmup and save_every >= 0")
+        if not 0.0 <= self.tile_swap <= 1.0:
+            raise ValueError(f"tile_swap must be a fraction in [0, 1], got {self.tile_swap!r}")
+        if self.foreground_weight < 1.0:
+            raise ValueError(f"foreground_weight must be >= 1, got {self.foreground_weight!r}")
         if self.recon_loss not in ("l1", "l2"):
             raise ValueError(f"recon_loss must be 'l1' or 'l2', got {self.recon_loss!r}")
 
 
-#: Shipped recipe for SHAPES_VQ on 8000 train scenes: held-out PSNR 25.8 / 28.1 / 29.8 / 30.4 dB
-#: after 500 / 1000 / 1500 / 2000 steps (1 thread; 2 threads round differently: 25.4 at 500); about
-#: 0.23 s a step on 2 idle cores, so ~8 minutes (``shapes.py`` trains it; a slow test checks 26 dB).
-SHAPES_VQ_TRAIN = VQTrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100, save_every=500)
+#: Shipped recipe for SHAPES_VQ (run by ``shapes.py`` on its 20,000 train scenes): held-out PSNR 23.9 /
+#: 33.0 / 36.4 / 38.3 dB after 500 / 1000 / 1500 / 2000 steps, 68 of 256 codes in use; about 0.24 s a
+#: step on 2 idle cores, so ~8 minutes (a slow test checks 26 dB on 8,000 scenes). Tile swapping and
+#: the foreground weight give each 4-px tile of a shape its own code (a circle's corner, a square's
+#: corner): without them the codebook settled on 7 codes for all 18 shape/colour objects and the
+#: decoder drew the shape from context, which the transformer could not learn to control.
+SHAPES_VQ_TRAIN = VQTrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100, save_every=500,
+                                tile_swap=1.0, foreground_weight=10.0)
 
 
 @dataclass
@@ -95,10 +108,48 @@ class VQLosses:
     entropy: torch.Tensor
 
 
+def tile_swap_forward(model: MagvitV2, pixels: torch.Tensor, share: float,
+                      generator: torch.Generator) -> tuple[VQOutput, torch.Tensor]:
+    """Training forward where random tokens take another image's quantized latent: (output, target).
+
+    Image i swaps each token with probability u_i * ``share`` (u_i uniform in [0, 1]) for the same
+    token of image i+1, and its target takes that image's pixels under those tokens. The decoder can
+    then no longer lean on neighbouring codes, so each code must carry its own tile: a circle's
+    corner and a square's corner get different codes, which is what Show-o has to predict.
+    """
+    q = model.quantize.quantize(model.encode_latents(pixels))
+    b, _, h, w = q.z_q.shape
+    rate = torch.rand(b, 1, 1, 1, generator=generator) * share
+    swap = torch.rand(b, 1, h, w, generator=generator) < rate
+    partner = torch.roll(torch.arange(b), -1)
+    z_mix = torch.where(swap, q.z_q[partner], q.z_q)
+    f = pixels.shape[-1] // w
+    swap_px = swap.repeat_interleave(f, 2).repeat_interleave(f, 3)
+    target = torch.where(swap_px, pixels[partner], pixels)
+    out = VQOutput(reconstruction=model.decoder(z_mix), codes=q.codes, commit_loss=q.commit_loss,
+                   entropy_loss=q.entropy_loss)
+    return out, target
+
+
+#: A pixel is background when every channel is below this (in [-1, 1]; black is -1).
+_BACKGROUND_LEVEL = -0.95
+
+
 def vq_losses(out: VQOutput, target: torch.Tensor, train: VQTrainConfig) -> VQLosses:
-    """Reconstruction (L1 or L2, mean over pixels in [-1, 1]) plus the weighted LFQ losses."""
-    fn = F.l1_loss if train.recon_loss == "l1" else F.mse_loss
-    recon = fn(out.reconstruction, target)
+    """Reconstruction (L1 or L2, weighted mean over pixels in [-1, 1]) plus the weighted LFQ losses.
+
+    Non-black pixels weigh ``train.foreground_weight`` times the background: on scenes that are
+    mostly black, an object's edge pixels (what tells a circle from a square) would otherwise
+    cost next to nothing, and the codebook would not spend codes on them.
+    """
+    err = (out.reconstruction - target).abs()
+    err = err if train.recon_loss == "l1" else err.pow(2)
+    if train.foreground_weight == 1.0:
+        recon = err.mean()
+    else:
+        fg = (target.amax(dim=1, keepdim=True) > _BACKGROUND_LEVEL).to(err.dtype)
+        weight = 1.0 + (train.foreground_weight - 1.0) * fg
+        recon = (weight * err).mean() / weight.mean()
     total = recon + train.commit_weight * out.commit_loss + train.entropy_weight * out.entropy_loss
     return VQLosses(total, recon, out.commit_loss, out.entropy_loss)
 
@@ -207,8 +258,13 @@ def train_vq(cfg: VQConfig, images: Iterable[np.ndarray] | np.ndarray, out_dir: 
         lr = cosine_lr(step, train.steps, train.warmup, train.lr, train.min_lr_ratio)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        target = to_pixels(images_t[torch.from_numpy(order.indices(step))])
-        losses = vq_losses(model(target), target, train)
+        pixels = to_pixels(images_t[torch.from_numpy(order.indices(step))])
+        if train.tile_swap:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            out, target = tile_swap_forward(model, pixels, train.tile_swap, gen)
+        else:
+            out, target = model(pixels), pixels
+        losses = vq_losses(out, target, train)
         optimizer.zero_grad(set_to_none=True)
         losses.total.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), train.max_grad_norm))

@@ -86,8 +86,7 @@ def test_scene_geometry(scenes):
         assert 1 <= len(s.objects) <= 3
         for o in s.objects:
             assert o.shape in D.SHAPES and o.color in D.COLORS
-            low, high = {1: (10, 18), 2: (10, 10), 3: (10, 10)}[len(s.objects)]  # px at 32 px
-            assert low / 32 <= o.size <= high / 32
+            assert o.size == 10 / 32  # px at 32 px: a 3-cell box with the shape 1 px inside
             cell_box = np.array([o.cx - o.size / 2 - edge, o.cy - o.size / 2 - edge, o.size + 2 * edge]) * 8
             assert np.allclose(cell_box, np.round(cell_box)), o  # whole 4-px cells (one token each)
             assert edge <= o.cx - o.size / 2 and o.cx + o.size / 2 <= 1 - edge

@@ -1,7 +1,8 @@
 import numpy as np
 
-from showo_sdk.train.data import make_split
-from showo_sdk.train.evaluation import mini_geneval, normalize_answer, save_grid, vqa_accuracy, write_report
+from showo_sdk.train.data import make_split, qa_pairs, sample_scene
+from showo_sdk.train.evaluation import (mini_geneval, normalize_answer, question_kind, save_grid, vqa_accuracy,
+                                         write_report)
 
 
 def test_normalize_answer():
@@ -24,3 +25,24 @@ def test_vqa_oracle_and_wrong():
     assert oracle["accuracy"] == 1.0 and oracle["n"] == 12
     wrong = vqa_accuracy(lambda ims, qs: ["purple" for _ in qs], recs)
     assert wrong["accuracy"] == 0.0
+
+
+def test_every_generated_question_has_a_kind():
+    rng = np.random.default_rng(0)
+    kinds = {question_kind(q) for kind in ("position", "counting", "color_attr") for _ in range(20)
+             for q, _ in qa_pairs(sample_scene(rng, kind))}
+    assert kinds == {"count", "color", "shape", "exists", "relation"}
+    assert question_kind("Why is the sky blue?") == "other"
+
+
+def test_vqa_per_kind_splits_the_hits():
+    recs = make_split(0, 12, "heldout")
+    truth = {(id(r["image"]), q): a for r in recs for q, a in r["qa"]}
+    # Right on counting questions only: per_kind must show exactly that.
+    res = vqa_accuracy(lambda ims, qs: [truth[(id(im), q)] if q.startswith("How many") else "purple"
+                                        for im, q in zip(ims, qs)], recs)
+    per = res["per_kind"]
+    assert per["count"]["accuracy"] == 1.0
+    assert all(v["accuracy"] == 0.0 for k, v in per.items() if k != "count")
+    assert sum(v["n"] for v in per.values()) == res["n"] == 24
+    assert res["accuracy"] == per["count"]["n"] / 24

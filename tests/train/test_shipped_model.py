@@ -68,7 +68,7 @@ def test_it_answers_about_held_out_scenes(fns):
     assert len(hits) >= 20 and np.mean(hits) >= 0.9, list(zip(got, [c[2] for c in count]))
     colours = [(r["image"], q, a) for r in records for q, a in r["qa"] if q.startswith("What color is")][:20]
     got = answer([c[0] for c in colours], [c[1] for c in colours])
-    assert np.mean([normalize_answer(g) == normalize_answer(c[2]) for g, c in zip(got, colours)]) >= 0.6  # 15/20 shipped
+    assert np.mean([normalize_answer(g) == normalize_answer(c[2]) for g, c in zip(got, colours)]) >= 0.6  # 14/20 shipped
 
 
 def test_its_vq_reconstructs_held_out_images():
@@ -77,7 +77,7 @@ def test_its_vq_reconstructs_held_out_images():
     from showo_sdk.train.vq_eval import evaluate_vq
 
     images = [r["image"] for r in make_split(0, 50, "heldout", 32)]
-    assert evaluate_vq(load_magvit(SHIPPED_MODEL / "vq"), images)["psnr_db"] >= 35.0  # issue: >= 26; 43.2 shipped
+    assert evaluate_vq(load_magvit(SHIPPED_MODEL / "vq"), images)["psnr_db"] >= 35.0  # issue: >= 26; 38.1 shipped
 
 
 def test_it_draws_the_colour_it_is_told(fns):
@@ -90,4 +90,4 @@ def test_it_draws_the_colour_it_is_told(fns):
                             ("cyan", "square"), ("magenta", "triangle"), ("red", "square"), ("blue", "triangle"))]
     images = generate([p for p, _ in prompts])
     ok = [judge(im, spec)[0] for im, (_, spec) in zip(images, prompts)]
-    assert sum(ok) >= 5, ok  # 7 / 8 when shipped; an untrained model draws none
+    assert sum(ok) >= 5, ok  # 8 / 8 when shipped; an untrained model draws none

@@ -14,13 +14,13 @@ from safetensors.torch import load_file
 from showo_sdk.config import VQConfig
 from showo_sdk.errors import InputError
 from showo_sdk.imageio import preprocess, to_uint8
-from showo_sdk.model.magvit import MagvitV2
+from showo_sdk.model.magvit import MagvitV2, VQOutput
 from showo_sdk.model.magvit_io import load_magvit
 from showo_sdk.train import vq_trainer
 from showo_sdk.train.optim import save_optimizer
 from showo_sdk.train.vq_eval import evaluate_vq, psnr
 from showo_sdk.train.vq_trainer import (SHAPES_VQ, SHAPES_VQ_TRAIN, BatchOrder, VQTrainConfig, shapes_images,
-                                        train_vq)
+                                        tile_swap_forward, train_vq, vq_losses)
 
 TINY = VQConfig(base_channels=8, encoder_ch_mult=(1, 2), encoder_num_res_blocks=(1, 1),
                 decoder_ch_mult=(1, 2), decoder_num_res_blocks=(1, 1), codebook_bits=6,
@@ -91,8 +91,10 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
         assert torch.equal(a[key], b[key]), key
 
 
-def test_resume_is_bit_exact(tmp_path: Path, images: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    train = VQTrainConfig(steps=6, batch_size=4, lr=2e-3, warmup=2, save_every=3)
+@pytest.mark.parametrize("extras", [{}, {"tile_swap": 0.5, "foreground_weight": 4.0}], ids=["plain", "swap"])
+def test_resume_is_bit_exact(tmp_path: Path, images: np.ndarray, monkeypatch: pytest.MonkeyPatch,
+                             extras: dict) -> None:
+    train = VQTrainConfig(steps=6, batch_size=4, lr=2e-3, warmup=2, save_every=3, **extras)
     full = train_vq(TINY, images, tmp_path / "full", train, seed=3, progress=False)
 
     # Crash in step 5: checkpoint at step 3, log already at step 4.
@@ -139,6 +141,62 @@ def test_finished_run_returned_and_other_run_refused(tmp_path: Path, images: np.
         train_vq(TINY, images, tmp_path, train, seed=1, progress=False)
     with pytest.raises(ValueError, match="data"):
         train_vq(TINY, images[:8], tmp_path, train, seed=0, progress=False)
+
+
+def _tiles(x: torch.Tensor, f: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H/f, W/f, C*f*f): one row per token's pixel tile."""
+    b, c, h, w = x.shape
+    return x.reshape(b, c, h // f, f, w // f, f).permute(0, 2, 4, 1, 3, 5).reshape(b, h // f, w // f, -1)
+
+
+@torch.no_grad()
+def test_tile_swap_swaps_latents_and_target_tiles_together() -> None:
+    """Every target tile is its own image's or the next image's; the decoder saw exactly those codes."""
+    torch.manual_seed(0)
+    model = MagvitV2(TINY).eval()
+    pixels = torch.rand(6, 3, 16, 16) * 2 - 1  # noise: every tile differs from every other
+    out, target = tile_swap_forward(model, pixels, 1.0, torch.Generator().manual_seed(1))
+    f, partner = model.factor, torch.roll(torch.arange(6), -1)
+    own, other, got = _tiles(pixels, f), _tiles(pixels[partner], f), _tiles(target, f)
+    swapped = (got == other).all(-1)
+    assert torch.all(swapped | (got == own).all(-1))
+    assert 0 < int(swapped.sum()) < swapped.numel()  # some tiles swapped, not all
+    codes = out.codes.reshape(6, *swapped.shape[1:])
+    mixed = torch.where(swapped, codes[partner], codes)
+    assert torch.allclose(out.reconstruction, model.decode_grid(mixed), atol=1e-5)
+    assert torch.equal(out.codes, model.encode(pixels))
+
+
+@torch.no_grad()
+def test_tile_swap_share_zero_is_the_plain_forward() -> None:
+    torch.manual_seed(0)
+    model = MagvitV2(TINY).eval()
+    pixels = torch.rand(4, 3, 16, 16) * 2 - 1
+    out, target = tile_swap_forward(model, pixels, 0.0, torch.Generator().manual_seed(1))
+    assert torch.equal(target, pixels)
+    assert torch.allclose(out.reconstruction, model(pixels).reconstruction)
+
+
+def test_foreground_weight_scales_object_pixel_errors() -> None:
+    target = torch.full((1, 3, 4, 4), -1.0)
+    target[..., 0, 0] = 1.0  # one object pixel on black
+    zero = torch.tensor(0.0)
+
+    def loss(err_at: tuple[int, int], weight: float) -> float:
+        recon = target.clone()
+        recon[..., err_at[0], err_at[1]] += 0.5
+        out = VQOutput(reconstruction=recon, codes=torch.zeros(1, 1, dtype=torch.int64), commit_loss=zero,
+                       entropy_loss=zero)
+        return float(vq_losses(out, target, VQTrainConfig(steps=1, foreground_weight=weight)).recon)
+
+    assert loss((0, 0), 1.0) == pytest.approx(loss((2, 2), 1.0)) == pytest.approx(0.25 * 3 / 48)
+    assert loss((0, 0), 5.0) == pytest.approx(5 * loss((2, 2), 5.0))
+
+
+@pytest.mark.parametrize("bad", [{"tile_swap": 1.5}, {"tile_swap": -0.1}, {"foreground_weight": 0.5}])
+def test_swap_and_weight_settings_are_checked(bad: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        VQTrainConfig(steps=1, **bad)
 
 
 def test_batch_order_epochs_and_random_access() -> None:
