@@ -57,6 +57,7 @@ _INSET = 8  # the shape is drawn 1 px (at 32 px) inside its cell box: never touc
 #: Box side in cells by object count (low, high): always 3 cells (10 px drawn at 32 px), so three
 #: fit with a free cell between them, and each shape and colour is one fixed 3 x 3 block of tiles:
 #: every tile of it (a circle's corner, a triangle's apex) can have a code of its own in the VQ.
+#: A (low, high) table, not one constant, so that the draws (and the shipped model) stay reproducible.
 _CELLS = {1: (3, 3), 2: (3, 3), 3: (3, 3)}
 _GAP = _CELL + 2 * _INSET  # min gap between two drawn shapes (6 px at 32 px): one free cell between boxes
 _CANVAS = 256  # supersampled drawing canvas, one pixel per grid step
