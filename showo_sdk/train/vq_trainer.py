@@ -123,8 +123,7 @@ def tile_swap_forward(model: MagvitV2, pixels: torch.Tensor, share: float,
     swap = torch.rand(b, 1, h, w, generator=generator) < rate
     partner = torch.roll(torch.arange(b), -1)
     z_mix = torch.where(swap, q.z_q[partner], q.z_q)
-    f = pixels.shape[-1] // w
-    swap_px = swap.repeat_interleave(f, 2).repeat_interleave(f, 3)
+    swap_px = swap.repeat_interleave(model.factor, 2).repeat_interleave(model.factor, 3)
     target = torch.where(swap_px, pixels[partner], pixels)
     out = VQOutput(reconstruction=model.decoder(z_mix), codes=q.codes, commit_loss=q.commit_loss,
                    entropy_loss=q.entropy_loss)
@@ -144,12 +143,9 @@ def vq_losses(out: VQOutput, target: torch.Tensor, train: VQTrainConfig) -> VQLo
     """
     err = (out.reconstruction - target).abs()
     err = err if train.recon_loss == "l1" else err.pow(2)
-    if train.foreground_weight == 1.0:
-        recon = err.mean()
-    else:
-        fg = (target.amax(dim=1, keepdim=True) > _BACKGROUND_LEVEL).to(err.dtype)
-        weight = 1.0 + (train.foreground_weight - 1.0) * fg
-        recon = (weight * err).mean() / weight.mean()
+    fg = (target.amax(dim=1, keepdim=True) > _BACKGROUND_LEVEL).to(err.dtype)
+    weight = 1.0 + (train.foreground_weight - 1.0) * fg  # all ones at the default weight: the plain mean
+    recon = (weight * err).mean() / weight.mean()
     total = recon + train.commit_weight * out.commit_loss + train.entropy_weight * out.entropy_loss
     return VQLosses(total, recon, out.commit_loss, out.entropy_loss)
 
