@@ -40,7 +40,9 @@ def _eval(args) -> None:
                "settings": {**kw, "n_per_category": args.n_per_category, "n_vqa_images": args.n_vqa}}
     save_grid(geneval["samples"][:: max(1, len(geneval["samples"]) // 36)], out / "geneval_grid.png")
     write_report(results, out / "eval.json")
+    failures = {k: {m: n for m, n in modes.items() if n} for k, modes in geneval["failures"].items()}
     print(json.dumps({"geneval_overall": geneval["overall"], **geneval["per_category"],
+                      "geneval_failures": {k: v for k, v in failures.items() if v},
                       "vqa_accuracy": vqa["accuracy"],
                       **{f"vqa_{k}": v["accuracy"] for k, v in vqa["per_kind"].items()},
                       "vq_psnr_db": psnr["psnr_db"]}, indent=2))

@@ -156,6 +156,37 @@ def _name(req: dict[str, Any]) -> str:
     return f"{req['color']} {req['class']}" if "color" in req else req["class"]
 
 
+#: Why an image fails a spec (``judge``'s ``details["modes"]``): a clause lacks objects, the objects
+#: stand in the wrong relation, or an 'exclude' clause is met (more objects than asked).
+FAILURE_MODES: tuple[str, ...] = ("missing", "position", "extra")
+
+
+def _failures(detections: list[Detection], spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """(mode, reason) for every rule of ``spec`` the detections break (see ``check``); [] when correct."""
+    _check_spec(spec)
+    failures: list[tuple[str, str]] = []
+    groups: list[list[Detection] | None] = []
+    for req in spec["include"]:
+        found = _matching(detections, req)[: req["count"]]
+        ok = len(found) >= req["count"]
+        if not ok:
+            failures.append(("missing", f"expected {_name(req)} >= {req['count']}, found {len(found)}"))
+        elif "position" in req:
+            rel, target = req["position"]
+            if groups[target] is None:
+                ok = False
+                failures.append(("missing", f"no target for {_name(req)} to be {rel}"))
+            elif any(rel not in relative_position(d.box(), t.box()) for d in found for t in groups[target]):
+                ok = False
+                failures.append(("position", f"expected {_name(req)} {rel} {_name(spec['include'][target])}"))
+        groups.append(found if ok else None)
+    for req in spec.get("exclude", []):
+        n = len(_matching(detections, req))
+        if n >= req["count"]:
+            failures.append(("extra", f"expected {_name(req)} < {req['count']}, found {n}"))
+    return failures
+
+
 def check(detections: list[Detection], spec: dict[str, Any]) -> tuple[bool, list[str]]:
     """(correct, reasons) by GenEval's rules: every 'include' clause needs ``count`` matching objects
     (of its colour, if given; the largest ``count`` are used) and, with a position, each of them must
@@ -163,33 +194,14 @@ def check(detections: list[Detection], spec: dict[str, Any]) -> tuple[bool, list
     ``count`` or more matching objects exist. Unlike GenEval (which checks the colour of the most
     confident objects only), any object of the stated shape and colour satisfies a clause.
     """
-    _check_spec(spec)
-    reasons: list[str] = []
-    groups: list[list[Detection] | None] = []
-    for req in spec["include"]:
-        found = _matching(detections, req)[: req["count"]]
-        ok = len(found) >= req["count"]
-        if not ok:
-            reasons.append(f"expected {_name(req)} >= {req['count']}, found {len(found)}")
-        elif "position" in req:
-            rel, target = req["position"]
-            if groups[target] is None:
-                ok = False
-                reasons.append(f"no target for {_name(req)} to be {rel}")
-            elif any(rel not in relative_position(d.box(), t.box()) for d in found for t in groups[target]):
-                ok = False
-                reasons.append(f"expected {_name(req)} {rel} {_name(spec['include'][target])}")
-        groups.append(found if ok else None)
-    for req in spec.get("exclude", []):
-        n = len(_matching(detections, req))
-        if n >= req["count"]:
-            reasons.append(f"expected {_name(req)} < {req['count']}, found {n}")
-    return not reasons, reasons
+    failures = _failures(detections, spec)
+    return not failures, [reason for _, reason in failures]
 
 
 def judge(image: np.ndarray, spec: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-    """(correct, details) for one generated image against one spec; details holds the detections
-    and the reasons for a failure."""
+    """(correct, details) for one generated image against one spec; details holds the detections,
+    the reasons for a failure and their ``modes`` (a set of FAILURE_MODES)."""
     detections = detect(image)
-    ok, reasons = check(detections, spec)
-    return ok, {"detections": detections, "reasons": reasons}
+    failures = _failures(detections, spec)
+    return not failures, {"detections": detections, "reasons": [r for _, r in failures],
+                          "modes": {m for m, _ in failures}}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .data import KINDS, geneval_prompts
-from .detector import judge
+from .detector import FAILURE_MODES, judge
 
 GenerateFn = Callable[[list[str]], list[np.ndarray]]
 AnswerFn = Callable[[list[np.ndarray], list[str]], list[str]]
@@ -30,19 +30,24 @@ def normalize_answer(text: str) -> str:
 
 def mini_geneval(generate_fn: GenerateFn, seed: int = 0, n_per_category: int = 20,
                  batch_size: int = 8) -> dict[str, Any]:
-    """Per-category and overall accuracy (overall = mean of the six categories, as GenEval)."""
+    """Per-category and overall accuracy (overall = mean of the six categories, as GenEval), and
+    ``failures``: per category, how many images failed by each of detector.FAILURE_MODES (an image
+    can fail in more than one way), so "counting 0.48" says whether objects were missing or extra."""
     prompts = geneval_prompts(seed, n_per_category)
     correct: dict[str, list[bool]] = defaultdict(list)
+    failures = {k: dict.fromkeys(FAILURE_MODES, 0) for k in KINDS}
     samples = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
         images = generate_fn([p for _, p, _ in chunk])
         for (kind, prompt, spec), image in zip(chunk, images):
-            ok, _ = judge(image, spec)
+            ok, details = judge(image, spec)
             correct[kind].append(bool(ok))
+            for mode in details["modes"]:
+                failures[kind][mode] += 1
             samples.append((kind, prompt, image, bool(ok)))
     per = {k: float(np.mean(correct[k])) for k in KINDS}
-    return {"overall": float(np.mean(list(per.values()))), "per_category": per,
+    return {"overall": float(np.mean(list(per.values()))), "per_category": per, "failures": failures,
             "n": len(prompts), "samples": samples}
 
 

@@ -94,11 +94,22 @@ def test_judge_reports_reasons():
     ok, details = judge(img, {"tag": "position", "include": [
         {"class": "square", "color": "blue", "count": 1},
         {"class": "circle", "color": "red", "count": 1, "position": ["left of", 0]}]})
-    assert ok and details["reasons"] == [] and len(details["detections"]) == 2
+    assert ok and details["reasons"] == [] and details["modes"] == set() and len(details["detections"]) == 2
     ok, details = judge(img, {"tag": "position", "include": [
         {"class": "square", "color": "blue", "count": 1},
         {"class": "circle", "color": "red", "count": 1, "position": ["above", 0]}]})
-    assert not ok and "above" in details["reasons"][0]
+    assert not ok and "above" in details["reasons"][0] and details["modes"] == {"position"}
+
+
+def test_judge_failure_modes_say_missing_or_extra():
+    three = D.render(D.Scene(tuple(D.Obj("circle", "red", x, y, 0.3) for x, y in ((0.2, 0.25), (0.8, 0.25), (0.5, 0.75))),
+                             "counting"), 32)
+    circles = lambda n: {"class": "circle", "color": "red", "count": n}  # noqa: E731
+    assert judge(three, {"tag": "counting", "include": [circles(3)], "exclude": [circles(4)]})[1]["modes"] == set()
+    ok, details = judge(three, {"tag": "counting", "include": [circles(2)], "exclude": [circles(3)]})
+    assert not ok and details["modes"] == {"extra"} and details["reasons"] == ["expected red circle < 3, found 3"]
+    ok, details = judge(three, {"tag": "counting", "include": [circles(4)], "exclude": [circles(5)]})
+    assert not ok and details["modes"] == {"missing"}
 
 
 def test_check_follows_geneval_rules():

@@ -12,6 +12,7 @@ def test_normalize_answer():
 def test_blank_images_score_zero_and_grid(tmp_path):
     res = mini_geneval(lambda prompts: [np.zeros((32, 32, 3), np.uint8) for _ in prompts], n_per_category=2)
     assert res["overall"] == 0.0 and res["n"] == 12 and len(res["samples"]) == 12
+    assert all(f == {"missing": 2, "position": 0, "extra": 0} for f in res["failures"].values())
     save_grid(res["samples"], tmp_path / "g.png")
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     write_report({"geneval": res}, tmp_path / "r.json")
