@@ -38,7 +38,8 @@ from .t2i_prefix import T2IPrefix
 from .t2i_step import T2IStep
 from .transformer_graph import TORCH_DTYPES
 from .weights import WeightStore
-from .validate import FP32_TOLERANCE, GraphCheck, ValidationError, check_graph, default_prompts, generation_agreement
+from .validate import (AGREEMENT_BUDGET_S, AGREEMENT_MAX_PROMPTS, FP32_TOLERANCE, GraphCheck, ValidationError,
+                       check_graph, default_prompts, extra_prompts, generation_agreement)
 from .vq_decoder import VQDecoder
 from .vq_encoder import VQEncoder
 
@@ -56,6 +57,7 @@ class ExportOptions:
     tolerance: float = FP32_TOLERANCE
     max_batch: int = MAX_BATCH
     progress: bool = True
+    agreement_budget_s: float = AGREEMENT_BUDGET_S  # seconds of extra greedy T2I prompts after the first 4
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -69,6 +71,8 @@ class ExportOptions:
             raise InputError(f"tolerance must be > 0, got {self.tolerance}")
         if self.max_batch < 1:
             raise InputError(f"max_batch must be >= 1, got {self.max_batch}")
+        if not self.agreement_budget_s >= 0:
+            raise InputError(f"agreement_budget_s must be >= 0, got {self.agreement_budget_s}")
 
 
 @dataclass
@@ -226,7 +230,9 @@ class _Run:
         with _bar(desc="generate", progress=self.options.progress, unit="run", total=1) as bar:
             graphs = Graphs.from_paths({g.name: self.final[g.name][1] for g in self.tf_graphs}, low_memory=True)
             prompts, questions = default_prompts(self.sources.tokenizer)
-            report = generation_agreement(graphs, self.sources.model, self.sources.config, prompts, questions)
+            extra = [self.sources.tokenizer.encode(p) for p in extra_prompts(AGREEMENT_MAX_PROMPTS - len(prompts))]
+            report = generation_agreement(graphs, self.sources.model, self.sources.config, prompts, questions,
+                                          extra=extra, budget_s=self.options.agreement_budget_s)
             bar.update()
         return report
 

@@ -10,6 +10,7 @@ int8/fp16 graphs that agreement is the accuracy figure.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,13 @@ CODE_MISMATCH_TOLERANCE = 1e-3
 T2I_PROMPTS = ("a red circle left of a blue square", "two green triangles", "a yellow star above a purple square",
                "")
 MMU_QUESTIONS = ("What color is the circle?", "How many shapes are there?", "Describe the image.")
+#: Greedy T2I agreement over 4 prompts is noisy (one changed code cascades in MaskGIT), so more prompts
+#: follow, 4 at a time, while the time they took so far says the next batch fits this budget.
+AGREEMENT_BUDGET_S = 30.0
+AGREEMENT_MAX_PROMPTS = 64
+_COLOURS = ("red", "green", "blue", "yellow", "cyan", "magenta", "purple", "white")
+_SHAPES = ("circle", "square", "triangle", "star")
+_RELATIONS = ("left of", "right of", "above", "below")
 
 
 class ValidationError(ShowoError):
@@ -142,6 +150,18 @@ def greedy_answers(graphs: Graphs, config: ShowoConfig, prompt_ids: np.ndarray, 
     return MMUDriver(graphs, config).answers(prompt_ids, max_new_tokens, eot, picker(True, None, 1.0, 0))
 
 
+def _t2i_agreement(graphs: Graphs, model: ShowoTransformer, config: ShowoConfig, prompts: list[list[int]],
+                   steps: int, guidance_scale: float) -> tuple[int, int]:
+    """(equal codes, codes) of greedy T2I through ``graphs`` vs the cached reference, for ``prompts``."""
+    prompting = Prompting(config)
+    cond = prompting.t2i_ids(prompts)
+    uncond = prompting.t2i_null_ids(len(prompts))
+    reference = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=steps,
+                             guidance_scale=guidance_scale, greedy=True, mode="cached").numpy()
+    codes = greedy_codes(graphs, config, cond, uncond, steps, guidance_scale)
+    return int(np.sum(codes == reference)), int(reference.size)
+
+
 def generation_agreement(
     graphs: Graphs,
     model: ShowoTransformer,
@@ -152,32 +172,41 @@ def generation_agreement(
     guidance_scale: float = 1.75,
     max_new_tokens: int = 16,
     seed: int = 0,
+    extra: Sequence[list[int]] = (),
+    budget_s: float = 0.0,
 ) -> dict[str, Any]:
     """Greedy T2I codes and MMU tokens from ``graphs`` (the transformer graphs) vs the reference decoders.
 
-    Returns the fractions of equal codes and tokens, with what was compared.
+    ``prompts`` are always compared; then ``extra`` ones, 4 at a time, while the T2I time so far plus
+    the last batch's stays within ``budget_s``. Returns the fractions of equal codes and tokens, with
+    what was compared.
     """
+    start = time.perf_counter()
+    equal, total = _t2i_agreement(graphs, model, config, prompts, steps, guidance_scale)
+    used, last = len(prompts), time.perf_counter() - start
+    for i in range(0, len(extra), 4):
+        if time.perf_counter() - start + last > budget_s:
+            break
+        t = time.perf_counter()
+        e, n = _t2i_agreement(graphs, model, config, list(extra[i:i + 4]), steps, guidance_scale)
+        equal, total, used, last = equal + e, total + n, used + len(extra[i:i + 4]), time.perf_counter() - t
+    t2i_seconds = time.perf_counter() - start
     prompting = Prompting(config)
-    cond = prompting.t2i_ids(prompts)
-    uncond = prompting.t2i_null_ids(len(prompts))
-    reference = t2i_generate(model, config, torch.from_numpy(cond), torch.from_numpy(uncond), steps=steps,
-                             guidance_scale=guidance_scale, greedy=True, mode="cached").numpy()
-    codes = greedy_codes(graphs, config, cond, uncond, steps, guidance_scale)
     rng = np.random.default_rng(seed)
-    equal = total = 0
+    mmu_equal = mmu_total = 0
     for question in questions:
         image = rng.integers(0, config.layout.codebook_size, size=(1, config.num_image_tokens))
         prompt = prompting.mmu_ids(image, question)
         ref_tokens = mmu_generate(model, config, torch.from_numpy(prompt), max_new_tokens=max_new_tokens, greedy=True)
         e, t = _mmu_agreement(ref_tokens, greedy_answers(graphs, config, prompt, max_new_tokens))
-        equal, total = equal + e, total + t
-    t2i_agreement, mmu_agreement = float(np.mean(codes == reference)), equal / max(total, 1)
+        mmu_equal, mmu_total = mmu_equal + e, mmu_total + t
+    t2i_agreement, mmu_agreement = equal / total, mmu_equal / max(mmu_total, 1)
     return {
         "t2i_code_agreement": t2i_agreement,
-        "t2i": {"prompts": len(prompts), "steps": steps, "guidance_scale": guidance_scale,
-                "tokens": int(reference.size)},
+        "t2i": {"prompts": used, "steps": steps, "guidance_scale": guidance_scale, "tokens": total,
+                "seconds": round(t2i_seconds, 3)},
         "mmu_token_agreement": mmu_agreement,
-        "mmu": {"questions": len(questions), "max_new_tokens": max_new_tokens, "tokens": total},
+        "mmu": {"questions": len(questions), "max_new_tokens": max_new_tokens, "tokens": mmu_total},
         "target": AGREEMENT_TARGET,
         "meets_target": min(t2i_agreement, mmu_agreement) >= AGREEMENT_TARGET,
     }
@@ -188,3 +217,14 @@ def default_prompts(tokenizer) -> tuple[list[list[int]], list[list[int]]]:
     prompts = [tokenizer.encode(p) for p in T2I_PROMPTS]
     questions = [tokenizer.encode(MMU_TEMPLATE.format(question=q)) for q in MMU_QUESTIONS]
     return prompts, questions
+
+
+def extra_prompts(count: int, seed: int = 0) -> list[str]:
+    """``count`` compositional prompts (one object, counts, two objects, relations), the same for every export."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        (c1, c2), (s1, s2) = rng.choice(_COLOURS, 2, replace=False), rng.choice(_SHAPES, 2)
+        out.append((f"a {c1} {s1}", f"{('two', 'three')[i // 4 % 2]} {c1} {s1}s", f"a {c1} {s1} and a {c2} {s2}",
+                    f"a {c1} {s1} {_RELATIONS[i // 4 % 4]} a {c2} {s2}")[i % 4])
+    return out

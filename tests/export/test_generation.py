@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from showo_sdk.export.validate import greedy_answers, greedy_codes
+from showo_sdk.export.validate import (T2I_PROMPTS, default_prompts, extra_prompts, generation_agreement,
+                                      greedy_answers, greedy_codes)
 from showo_sdk.model.generate import mmu_generate, t2i_generate
 from showo_sdk.prompting import Prompting
 from showo_sdk.runtime.backends import Graphs
@@ -76,7 +77,29 @@ def test_mmu_stops_at_eot(graphs, tiny):
     assert stopped == free[: free.index(free[1]) + 1]
 
 
-def test_manifest_reports_exact_agreement(bundle_fp32):
+def test_manifest_reports_exact_agreement(bundle_fp32, tiny):
     gen = json.loads((bundle_fp32 / "manifest.json").read_text())["validation"]["generation"]
     assert gen["t2i_code_agreement"] == 1.0
     assert gen["mmu_token_agreement"] == 1.0
+    # the tiny model is cheap: the time budget admits prompts beyond the first four
+    assert gen["t2i"]["prompts"] > len(T2I_PROMPTS)
+    assert gen["t2i"]["tokens"] == gen["t2i"]["prompts"] * tiny.config.num_image_tokens
+
+
+def test_agreement_budget_decides_how_many_prompts(graphs, tiny):
+    """Budget 0: only the fixed prompts; a generous one: every extra prompt, 4 at a time; codes counted."""
+    prompts, questions = default_prompts(tiny.tokenizer)
+    extra = [tiny.tokenizer.encode(p) for p in extra_prompts(6)]
+    n = tiny.config.num_image_tokens
+    for budget, used in [(0.0, len(prompts)), (1e6, len(prompts) + 6)]:
+        gen = generation_agreement(graphs, tiny.model, tiny.config, prompts, questions[:1], steps=3,
+                                   extra=extra, budget_s=budget)
+        assert gen["t2i"]["prompts"] == used and gen["t2i"]["tokens"] == used * n
+        assert gen["t2i_code_agreement"] == 1.0 and gen["meets_target"]
+
+
+def test_extra_prompts_are_fixed_and_compositional():
+    a = extra_prompts(16)
+    assert a == extra_prompts(16) and len(set(a)) >= 12  # drawn at random: a repeat is allowed
+    assert any(p.startswith(("two ", "three ")) for p in a)
+    assert any(" left of " in p or " above " in p for p in a) and any(" and " in p for p in a)
