@@ -25,6 +25,7 @@ from ..errors import CheckpointError
 from ..model.showo_io import load_showo, save_pretrained
 from ..model.transformer import ShowoTransformer
 from .batches import BatchBuilder
+from .ema import WeightEMA
 from .losses import showo_losses
 from .optim import cosine_lr, load_optimizer, make_optimizer, save_optimizer
 
@@ -62,6 +63,8 @@ class StageConfig(_JsonMixin):
     #: "bf16": forward under bfloat16 autocast (weights, optimizer state and losses stay fp32);
     #: 1.7x the steps/s of "fp32" on an AVX512-BF16 CPU, so more steps fit the same hour.
     amp: str = "fp32"
+    #: 0: off; else the stage ends on the exponential moving average of its weights (this decay per step)
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.t2i_text not in ("class", "caption") or self.mmu_kind not in ("caption", "qa", "mixed"):
@@ -70,6 +73,8 @@ class StageConfig(_JsonMixin):
             raise ValueError(f"amp must be 'fp32' or 'bf16', got {self.amp!r}")
         if self.steps < 1 or self.grad_accum < 1 or self.lr <= 0:
             raise ValueError("steps and grad_accum must be >= 1 and lr > 0")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
 
 
 @dataclass
@@ -162,6 +167,9 @@ class Trainer:
                     f"state it had (a fresh AdamW state would not reproduce an uninterrupted run); restore the "
                     f"file, or start from this checkpoint with init_from and resume=False")
             load_optimizer(optimizer, ckpt)
+        ema = WeightEMA(model, stage.ema_decay) if stage.ema_decay else None
+        if ema is not None and start:
+            ema.load(ckpt)
         net: torch.nn.Module = model
         if self.dist.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(model)
@@ -195,6 +203,8 @@ class Trainer:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), stage.max_grad_norm))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update()
             totals /= stage.grad_accum
             if self.dist.is_main:
                 rate = tokens * self.dist.world / max(1e-9, time.perf_counter() - t0)
@@ -205,15 +215,17 @@ class Trainer:
                     fh.write(json.dumps(record) + "\n")
                 bar.set_postfix(loss=f"{totals[0]:.3f}", t2i=f"{totals[1]:.3f}", mmu=f"{totals[3]:.3f}")
             last = step + 1 == stage.steps
+            if last and ema is not None:
+                ema.copy_to_model()
             if last or step + 1 == stop_after or (stage.save_every and (step + 1) % stage.save_every == 0):
-                self._save(model, optimizer, ckpt, stage, step + 1, last)
+                self._save(model, optimizer, ckpt, stage, step + 1, last, None if last else ema)
             if step + 1 == stop_after:
                 break
         self.model = model
         return ckpt
 
     def _save(self, model: ShowoTransformer, optimizer, ckpt: Path, stage: StageConfig, step: int,
-              done: bool) -> None:
+              done: bool, ema: WeightEMA | None = None) -> None:
         if self.dist.world > 1:
             import torch.distributed as dist
 
@@ -223,6 +235,8 @@ class Trainer:
 
         def extra(tmp: Path) -> None:
             save_optimizer(optimizer, tmp)
+            if ema is not None:
+                ema.save(tmp)
             state = {"step": step, "done": done, "stage": stage.to_dict(), "seed": self.seed}
             (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
 

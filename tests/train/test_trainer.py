@@ -163,3 +163,42 @@ open({str(tmp_path)!r} + f'/rank{{info.rank}}.txt', 'w').write(h + ' ' + str(len
     h1, n1 = (tmp_path / "rank1.txt").read_text().split()
     assert h0 == h1 and int(n0) == int(n1) == 4  # identical weights, disjoint halves of the data
     assert (tmp_path / "d" / "model.safetensors").is_file()
+
+
+def test_ema_stage_ends_on_the_average_and_resumes(tmp_path, tiny_cfg):
+    """A stage with ema_decay ends on the average of its per-step weights (from its initial ones);
+    interrupted and resumed, it ends on the same average (ema.safetensors in the mid-stage checkpoint)."""
+    data = examples(tiny_cfg, 6)
+    start = Trainer(tiny_cfg, data, tmp_path / "init", progress=False).run(
+        StageConfig(name="s0", steps=1, lr=1e-3, warmup=1, batch_t2i=2, batch_lm=1, batch_mmu=1))
+    common = dict(steps=4, lr=3e-3, warmup=1, batch_t2i=2, batch_lm=1, batch_mmu=1)
+    decay = 0.6
+    # the raw trajectory, one step at a time (resuming is exact: test_resume_matches_uninterrupted)
+    raw = StageConfig(name="s", **common)
+    weights = [load_showo(start).state_dict()]
+    for k in range(1, 5):
+        Trainer(tiny_cfg, data, tmp_path / "raw", progress=False).run(raw, init_from=start, stop_after=k)
+        weights.append(load_showo(tmp_path / "raw" / "s").state_dict())
+    want = {name: w.clone() for name, w in weights[0].items()}
+    for w in weights[1:]:
+        for name in want:
+            want[name].lerp_(w[name], 1 - decay)
+
+    stage = StageConfig(name="s", ema_decay=decay, **common)
+    got = load_showo(Trainer(tiny_cfg, data, tmp_path / "a", progress=False).run(stage, init_from=start)).state_dict()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=1e-6)
+    assert not torch.equal(got["showo.lm_head.weight"], weights[-1]["showo.lm_head.weight"])
+
+    Trainer(tiny_cfg, data, tmp_path / "b", progress=False).run(stage, init_from=start, stop_after=2)
+    assert (tmp_path / "b" / "s" / "ema.safetensors").is_file()
+    resumed = load_showo(Trainer(tiny_cfg, data, tmp_path / "b", progress=False).run(stage)).state_dict()
+    assert all(torch.equal(resumed[k], got[k]) for k in got)
+    # a finished stage holds the average as its weights and no separate average file
+    assert not (tmp_path / "a" / "s" / "ema.safetensors").exists()
+    assert not (tmp_path / "b" / "s" / "ema.safetensors").exists()
+
+
+def test_stage_config_rejects_bad_ema_decay():
+    with pytest.raises(ValueError, match="ema_decay must be 0"):
+        StageConfig(name="s", steps=1, lr=1e-3, ema_decay=1.0)
