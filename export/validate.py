@@ -187,9 +187,9 @@ def generation_agreement(
     for i in range(0, len(extra), 4):
         if time.perf_counter() - start + last > budget_s:
             break
-        t = time.perf_counter()
-        e, n = _t2i_agreement(graphs, model, config, list(extra[i:i + 4]), steps, guidance_scale)
-        equal, total, used, last = equal + e, total + n, used + len(extra[i:i + 4]), time.perf_counter() - t
+        t, chunk = time.perf_counter(), list(extra[i:i + 4])
+        e, n = _t2i_agreement(graphs, model, config, chunk, steps, guidance_scale)
+        equal, total, used, last = equal + e, total + n, used + len(chunk), time.perf_counter() - t
     t2i_seconds = time.perf_counter() - start
     prompting = Prompting(config)
     rng = np.random.default_rng(seed)

@@ -1,7 +1,8 @@
 """Exponential moving average of a model's weights over a stage's steps.
 
-MaskGIT-style generators sample better from an average of their recent weights than from the last
-step's, so a stage can end on its EMA (``StageConfig.ema_decay``). The average is saved beside the
+Generative models often sample better from an average of their recent weights than from the last
+step's, so a stage can end on its EMA (``StageConfig.ema_decay``); on the shapes recipe the gain was
+within the evaluation's noise (README), so it is off there. The average is saved beside the
 raw weights in every mid-stage checkpoint (``ema.safetensors``), so a resumed stage ends on the same
 average as an uninterrupted one.
 """
