@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..config import ShowoConfig
+from ..config import ShowoConfig, TokenLayout
 from ..errors import InputError
 from ..masks import mmu_attention_mask, t2i_attention_mask
 from .transformer import KV, ShowoTransformer
@@ -40,8 +40,8 @@ def torch_schedule(name: str) -> Schedule:
     raise InputError(f"unknown schedule {name!r}; use cosine, linear, pow<K> or sigmoid")
 
 
-def _gumbel(shape, generator: torch.Generator | None) -> torch.Tensor:
-    u = torch.zeros(shape).uniform_(0, 1, generator=generator)
+def _gumbel(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    u = torch.zeros(shape, device=device).uniform_(0, 1, generator=generator)
     return -torch.log((-torch.log(u.clamp(min=1e-20))).clamp(min=1e-20))
 
 
@@ -58,6 +58,7 @@ def maskgit_loop(
     """The official re-masking loop over codebook-space canvases (K = MASK). Returns the last samples.
 
     ``logits_fn(canvas)`` returns the CFG-mixed codebook logits (B, N, K) for the current canvas.
+    Runs on ``canvas``'s device; a ``generator`` must live on that device too (torch's rule).
     """
     if steps < 1:
         raise InputError(f"steps must be >= 1, got {steps}")
@@ -78,12 +79,13 @@ def maskgit_loop(
         mask_ratio = ratio_fn(torch.tensor(ratio))
         selected = torch.gather(probs, -1, sampled[..., None]).squeeze(-1)
         selected = torch.where(unknown, selected, torch.finfo(selected.dtype).max)
-        mask_len = (n * mask_ratio).floor().unsqueeze(0)
-        mask_len = torch.max(torch.tensor([1]), torch.min(unknown.sum(dim=-1, keepdim=True) - 1, mask_len))
+        mask_len = (n * mask_ratio).floor().unsqueeze(0).to(canvas.device)  # float32 on the host, as upstream
+        one = torch.ones(1, dtype=torch.int64, device=canvas.device)
+        mask_len = torch.max(one, torch.min(unknown.sum(dim=-1, keepdim=True) - 1, mask_len))
         temperature = temperature * (1.0 - ratio)
         confidence = torch.log(selected.clamp(min=1e-20))
         if not greedy:
-            confidence = confidence + temperature * _gumbel(selected.shape, generator)
+            confidence = confidence + temperature * _gumbel(selected.shape, generator, canvas.device)
         cut_off = torch.gather(torch.sort(confidence, dim=-1).values, 1, mask_len.long())
         canvas = torch.where(confidence < cut_off, num_codes, sampled)
     return sampled
@@ -97,7 +99,13 @@ def _split_t2i(config: ShowoConfig, ids: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def _bool_mask(ids: torch.Tensor, config: ShowoConfig) -> torch.Tensor:
-    return torch.from_numpy(t2i_attention_mask(ids.numpy(), config.layout))[:, None]  # (B, 1, L, L)
+    """The T2I omni-attention mask (B, 1, L, L), built on the host and placed on ``ids``'s device."""
+    return torch.from_numpy(t2i_attention_mask(ids.cpu().numpy(), config.layout))[:, None].to(ids.device)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s weights live: the decoders move their inputs there and create tensors there."""
+    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -114,7 +122,11 @@ def t2i_generate(
     greedy: bool = False,
     mode: str = "cached",
 ) -> torch.Tensor:
-    """Generate image codes (B, N) in codebook space from full T2I sequences (SHOWO_SPEC.md §3, §5)."""
+    """Generate image codes (B, N) in codebook space from full T2I sequences (SHOWO_SPEC.md §3, §5).
+
+    Runs on the model's device (ids are moved there; the codes are returned there); a sampling
+    ``generator`` must be on that device.
+    """
     if mode not in ("cached", "official"):
         raise InputError(f"mode must be 'cached' or 'official', got {mode!r}")
     if guidance_scale < 0:
@@ -124,8 +136,9 @@ def t2i_generate(
         raise InputError("guidance_scale > 0 needs uncond_ids (the null prompt)")
     lay, k = config.layout, config.layout.codebook_size
     t = config.text_block_len
-    cond_text, image = _split_t2i(config, cond_ids)
-    texts = torch.cat([cond_text, _split_t2i(config, uncond_ids)[0]]) if use_cfg else cond_text
+    device = model_device(model)
+    cond_text, image = _split_t2i(config, cond_ids.to(device))
+    texts = torch.cat([cond_text, _split_t2i(config, uncond_ids.to(device))[0]]) if use_cfg else cond_text
     canvas = image - lay.codebook_offset  # MASK -> K
     b = canvas.shape[0]
     code_slice = slice(lay.codebook_offset, lay.codebook_offset + k)
@@ -137,7 +150,8 @@ def t2i_generate(
         return (1 + guidance_scale) * cond - guidance_scale * uncond
 
     def full_ids(cv: torch.Tensor) -> torch.Tensor:
-        seg = torch.cat([torch.full((b, 1), lay.soi_id), cv + lay.codebook_offset, torch.full((b, 1), lay.eoi_id)], 1)
+        seg = torch.cat([torch.full((b, 1), lay.soi_id, device=device), cv + lay.codebook_offset,
+                         torch.full((b, 1), lay.eoi_id, device=device)], 1)
         seg = seg.repeat(2, 1) if use_cfg else seg
         return torch.cat([texts, seg], dim=1), seg
 
@@ -152,7 +166,7 @@ def t2i_generate(
         mask = _bool_mask(ids0, config)
         _, past = model.hidden_states(texts, attention_mask=mask[:, :, :t, :t])
         seg_mask = mask[:, :, t:, :]  # (B', 1, N+2, L)
-        positions = torch.arange(t, config.t2i_seq_len).expand(texts.shape[0], -1)
+        positions = torch.arange(t, config.t2i_seq_len, device=device).expand(texts.shape[0], -1)
 
         def logits_fn(cv: torch.Tensor) -> torch.Tensor:
             hidden, _ = model.hidden_states(full_ids(cv)[1], seg_mask, positions, past)
@@ -189,6 +203,7 @@ def mmu_generate(
     """Answer tokens per row for MMU prompts (B, L); rows stop at ``eot_id`` (kept) or ``max_new_tokens``.
 
     ``use_cache=False`` recomputes the whole sequence per token, as the official code does.
+    Runs on the model's device; a sampling ``generator`` must be on that device.
     """
     if max_new_tokens < 1:
         raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -196,32 +211,36 @@ def mmu_generate(
         raise InputError(f"temperature must be > 0 when sampling, got {temperature}")
     lay = config.layout
     eot = lay.eos_id if eot_id is None else eot_id
-    ids = prompt_ids.clone()
+    device = model_device(model)
+    ids = prompt_ids.to(device, copy=True)
     b, length = ids.shape
     out: list[list[int]] = [[] for _ in range(b)]
-    done = torch.zeros(b, dtype=torch.bool)
+    done = [False] * b
     past: list[KV] | None = None
     for i in range(max_new_tokens):
         if not use_cache:
-            mask = torch.from_numpy(mmu_attention_mask(ids.numpy(), lay))[:, None]
-            logits = model(ids, attention_mask=mask)[:, -1]
+            logits = model(ids, attention_mask=_mmu_mask(ids, lay))[:, -1]
         elif past is None:
-            mask = torch.from_numpy(mmu_attention_mask(ids.numpy(), lay))[:, None]
-            logits, past = model(ids, attention_mask=mask, use_cache=True)
+            logits, past = model(ids, attention_mask=_mmu_mask(ids, lay), use_cache=True)
             logits = logits[:, -1]
         else:
-            pos = torch.full((b, 1), length + i - 1)
+            pos = torch.full((b, 1), length + i - 1, device=device)
             logits, past = model(ids[:, -1:], position_ids=pos, past_key_values=past, use_cache=True)
             logits = logits[:, -1]
         nxt = _next_token(logits, greedy, top_k, temperature, generator)
-        for row in range(b):
+        for row, token in enumerate(nxt.tolist()):  # one device-to-host copy per token
             if not done[row]:
-                out[row].append(int(nxt[row]))
-        done |= nxt == eot
-        if bool(done.all()):
+                out[row].append(token)
+                done[row] = token == eot
+        if all(done):
             break
         ids = torch.cat([ids, nxt[:, None]], dim=1)
     return out
+
+
+def _mmu_mask(ids: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+    """The MMU omni-attention mask (B, 1, L, L), built on the host and placed on ``ids``'s device."""
+    return torch.from_numpy(mmu_attention_mask(ids.cpu().numpy(), layout))[:, None].to(ids.device)
 
 
 def as_tensor(ids: np.ndarray | torch.Tensor) -> torch.Tensor:

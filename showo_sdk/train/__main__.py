@@ -16,7 +16,7 @@ from pathlib import Path
 def _train(args) -> None:
     from .shapes import RECIPES, train_recipe
 
-    ckpt = train_recipe(RECIPES[args.recipe], args.out, progress=not args.quiet)
+    ckpt = train_recipe(RECIPES[args.recipe], args.out, progress=not args.quiet, device=args.device)
     print(f"final checkpoint: {ckpt}")
 
 
@@ -27,7 +27,10 @@ def _eval(args) -> None:
     from .vq_eval import evaluate_vq
 
     kw = dict(steps=args.steps, guidance_scale=args.guidance, seed=args.seed)
-    generate, answer = runtime_fns(args.bundle, **kw) if args.bundle else reference_fns(args.checkpoint, **kw)
+    if args.bundle:
+        generate, answer = runtime_fns(args.bundle, **kw)
+    else:
+        generate, answer = reference_fns(args.checkpoint, **kw, device=args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     geneval = mini_geneval(generate, seed=args.seed, n_per_category=args.n_per_category)
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="shapes", choices=["shapes", "tiny"])
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--device", default="auto",
+                   help="where the Show-o stages train: auto (a GPU if any, default), cpu, cuda or cuda:N")
     p.set_defaults(fn=_train)
     p = sub.add_parser("eval", help="mini-GenEval + VQA + VQ PSNR of a checkpoint (torch) or its bundle")
     p.add_argument("checkpoint")
@@ -76,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="GenEval prompts per category (50: each category's figure within about +-0.07)")
     p.add_argument("--n-vqa", type=int, default=200)
     p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the reference path (cpu or cuda; ignored with --bundle)")
     p.set_defaults(fn=_eval)
     p = sub.add_parser("ship", help="copy a checkpoint without optimizer state (optionally fp16) for the package")
     p.add_argument("checkpoint")

@@ -42,7 +42,7 @@ class WeightEMA:
     def save(self, directory: Path) -> None:
         from safetensors.torch import save_file
 
-        save_file({k: v.contiguous() for k, v in self.shadow.items()}, str(Path(directory) / EMA_FILE))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.shadow.items()}, str(Path(directory) / EMA_FILE))
 
     def load(self, directory: Path) -> None:
         """Restore a saved average; CheckpointError naming the file if it is missing, damaged or another model's."""

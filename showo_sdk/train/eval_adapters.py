@@ -13,8 +13,8 @@ from .evaluation import AnswerFn, GenerateFn
 
 
 def reference_fns(ckpt: str | os.PathLike, steps: int = 12, guidance_scale: float = 2.0, seed: int = 0,
-                  max_new_tokens: int = 8) -> tuple[GenerateFn, AnswerFn]:
-    """generate/answer through the PyTorch reference (cached T2I, KV-cache MMU, greedy answers)."""
+                  max_new_tokens: int = 8, device: str = "cpu") -> tuple[GenerateFn, AnswerFn]:
+    """generate/answer through the PyTorch reference (cached T2I, KV-cache MMU, greedy answers) on ``device``."""
     import torch
 
     from ..model.generate import mmu_generate, t2i_generate
@@ -22,23 +22,23 @@ def reference_fns(ckpt: str | os.PathLike, steps: int = 12, guidance_scale: floa
     from ..model.showo_io import load_showo
     from ..tokenizer import TextTokenizer
 
-    model, vq = load_showo(ckpt), load_magvit(Path(ckpt) / "vq")
+    model, vq = load_showo(ckpt).to(device), load_magvit(Path(ckpt) / "vq").to(device)
     cfg = model.showo_config
     tok = TextTokenizer.from_file(ckpt)
     prompting = Prompting(cfg, tok)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device).manual_seed(seed)
 
     @torch.no_grad()
     def generate(prompts: list[str]) -> list[np.ndarray]:
         cond = torch.from_numpy(prompting.t2i(prompts))
         uncond = torch.from_numpy(prompting.t2i_null_ids(len(prompts)))
         codes = t2i_generate(model, cfg, cond, uncond, steps=steps, guidance_scale=guidance_scale, generator=gen)
-        return list(to_uint8(vq.decode(codes, grid=cfg.image_grid).numpy()))
+        return list(to_uint8(vq.decode(codes, grid=cfg.image_grid).cpu().numpy()))
 
     @torch.no_grad()
     def answer(images: list[np.ndarray], questions: list[str]) -> list[str]:
         res = cfg.image_grid[0] * vq.factor
-        codes = vq.encode(torch.from_numpy(np.stack([preprocess(im, res) for im in images]))).numpy()
+        codes = vq.encode(torch.from_numpy(np.stack([preprocess(im, res) for im in images])).to(device)).cpu().numpy()
         out = []
         for c, q in zip(codes, questions):
             ids = torch.from_numpy(prompting.mmu_ids(c[None], prompting.mmu_question_ids(q)))

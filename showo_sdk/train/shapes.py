@@ -122,10 +122,12 @@ def records(recipe: Recipe, split: str, n: int) -> list[dict[str, Any]]:
     return make_split(recipe.seed, n, split, recipe.image_size, recipe.holdout_pairs)
 
 
-def train_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True) -> Path:
+def train_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = True,
+                 device: str | None = None) -> Path:
     """Run the whole recipe into ``out_dir``; returns the final checkpoint (our format, with tokenizer and vq/).
 
-    Every step is resumable: re-running after an interruption continues where it stopped.
+    Every step is resumable: re-running after an interruption continues where it stopped. ``device``
+    places the Show-o stages ("auto"/None: a GPU when there is one); the small VQ trains on the CPU.
     """
     from ..model.magvit_io import load_magvit
 
@@ -151,7 +153,8 @@ def train_recipe(recipe: Recipe, out_dir: str | os.PathLike, progress: bool = Tr
     examples = encode_records(vq, train_records, tokenizer, progress=progress)
     times["encode_s"] = time.perf_counter() - t0
     config = recipe.showo_config(tokenizer)
-    trainer = Trainer(config, examples, out / "showo", tokenizer=tokenizer, vq=vq, seed=recipe.seed, progress=progress)
+    trainer = Trainer(config, examples, out / "showo", tokenizer=tokenizer, vq=vq, seed=recipe.seed, progress=progress,
+                      device=device)
     ckpt = None
     for stage in recipe.stages:
         t0 = time.perf_counter()

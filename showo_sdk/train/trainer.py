@@ -1,7 +1,7 @@
 """The Show-o training loop: mixed T2I/LM/MMU batches, AdamW, cosine LR, accumulation, clipping, DDP.
 
-Runs on one CPU process, or on several under ``torchrun`` (gloo on CPU, NCCL on GPU): each rank
-draws its own shard of examples; DistributedDataParallel keeps the weights identical.
+Runs on one CPU process or GPU, or on several under ``torchrun`` (gloo on CPU, NCCL on GPU, one GPU
+per rank): each rank draws its own shard of examples; DistributedDataParallel keeps the weights identical.
 """
 
 from __future__ import annotations
@@ -88,15 +88,41 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, NCCL on GPU."""
+def resolve_device(device: str | torch.device | None, dist_info: DistInfo) -> torch.device:
+    """``None``/"auto": this rank's GPU (cuda:LOCAL_RANK) when CUDA is available, else the CPU.
+
+    An explicit "cuda" without CUDA raises a ValueError that says so, rather than training on the CPU.
+    """
+    if device is None or device == "auto":
+        return torch.device(f"cuda:{dist_info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but this torch build sees no CUDA GPU; use 'cpu' or 'auto'")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{dist_info.local_rank}")
+        if dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    return dev
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1).
+
+    ``backend``: "gloo" for CPU training, "nccl" for GPU training; None picks NCCL when CUDA is available.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend or ("nccl" if torch.cuda.is_available() else "gloo"))
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -123,9 +149,12 @@ class Trainer:
 
     def __init__(self, config: ShowoConfig, examples: Sequence[Example], out_dir: str | os.PathLike,
                  tokenizer=None, vq=None, seed: int = 0, dist_info: DistInfo | None = None,
-                 progress: bool = True):
+                 progress: bool = True, device: str | torch.device | None = None):
         self.config = config
-        self.dist = dist_info or init_distributed()
+        self.device = resolve_device(device, dist_info or DistInfo(local_rank=int(os.environ.get("LOCAL_RANK", "0"))))
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # NCCL works on the current device
+        self.dist = dist_info or init_distributed("nccl" if self.device.type == "cuda" else "gloo")
         self.examples = [e for i, e in enumerate(examples) if i % self.dist.world == self.dist.rank]
         if not self.examples:
             raise ValueError("no training examples on this rank")
@@ -137,9 +166,9 @@ class Trainer:
             model = load_showo(init_from)
             if model.showo_config != self.config:
                 raise ValueError(f"checkpoint {init_from} has a different config than this run")
-            return model.train()
-        torch.manual_seed(self.seed)
-        return ShowoTransformer(self.config.transformer).train()
+            return model.to(self.device).train()
+        torch.manual_seed(self.seed)  # initialised on the CPU: the same first weights on any device
+        return ShowoTransformer(self.config.transformer).to(self.device).train()
 
     def run(self, stage: StageConfig, init_from: str | os.PathLike | None = None,
             resume: bool = True, stop_after: int | None = None) -> Path:
@@ -172,7 +201,8 @@ class Trainer:
             ema.load(ckpt)
         net: torch.nn.Module = model
         if self.dist.world > 1:
-            net = torch.nn.parallel.DistributedDataParallel(model)
+            on_gpu = self.device.type == "cuda"
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if on_gpu else None)
         builder = BatchBuilder(self.config, stage.cond_dropout)
         stage_key = zlib.crc32(stage.name.encode())
         per_step = stage.batch_t2i + stage.batch_lm + stage.batch_mmu
@@ -193,9 +223,11 @@ class Trainer:
                 sync = micro == stage.grad_accum - 1 or self.dist.world == 1
                 ctx = net.no_sync() if not sync else contextlib.nullcontext()
                 with ctx:
-                    with _autocast(stage.amp):
-                        logits = net(batch.input_ids, attention_mask=batch.attention_mask)
-                    losses = showo_losses(logits.float(), batch.labels, batch.n_t2i, batch.n_lm, batch.n_mmu,
+                    ids, mask, labels = (t.to(self.device, non_blocking=True)
+                                         for t in (batch.input_ids, batch.attention_mask, batch.labels))
+                    with _autocast(stage.amp, self.device):
+                        logits = net(ids, attention_mask=mask)
+                    losses = showo_losses(logits.float(), labels, batch.n_t2i, batch.n_lm, batch.n_mmu,
                                           self.config.text_block_len)
                     (losses.total / stage.grad_accum).backward()
                 totals += [float(v.detach()) for v in (losses.total, losses.t2i, losses.lm, losses.mmu)]
@@ -257,10 +289,9 @@ def _read_state(path: Path) -> dict:
     return state
 
 
-def _autocast(amp: str) -> torch.autocast:
-    """The forward pass's autocast context for a stage's ``amp`` setting (disabled for "fp32")."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=amp == "bf16")
+def _autocast(amp: str, device: torch.device) -> torch.autocast:
+    """The forward pass's autocast context on ``device`` for a stage's ``amp`` setting (disabled for "fp32")."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
 def stage_from_dict(data: dict) -> StageConfig:

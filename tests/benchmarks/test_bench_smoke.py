@@ -65,6 +65,24 @@ def test_mmu_torch_variants(tmp_path):
     assert data["greedy_agreement_vs_cached"]["official"] == 1.0
 
 
+def test_cuda_bench_dry_run_on_the_cpu(tmp_path):
+    """bench_cuda.py's logic, on the CPU at toy size (the GPU figures come from a CUDA machine)."""
+    toy = TOY[:TOY.index("--threads")]  # torch's threads are not this script's business
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_cuda.py"), *toy, "--device", "cpu", "--steps", "2",
+                           "--tokens", "3", "--warmup", "0", "--out-dir", str(out), "--name", "smoke"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((out / "smoke.json").read_text())
+    assert (out / "smoke.png").is_file() and data["spec"]["layers"] == 1
+    for dtype in ("fp32", "bf16"):
+        t2i, mmu = data["t2i"][dtype], data["mmu"][dtype]
+        assert t2i["official"]["ms_per_image"] > 0 and t2i["cached"]["ms_per_image"] > 0
+        assert mmu["official"]["tokens_per_s"] > 0 and 0.0 <= mmu["token_agreement"] <= 1.0
+    assert data["t2i"]["fp32"]["greedy_agreement"] == 1.0  # fp32: cached decoding gives the official codes
+    assert data["mmu"]["fp32"]["token_agreement"] == 1.0
+
+
 @pytest.mark.slow
 def test_runtime_variants_roofline_scaling(tmp_path):
     data = run("bench_t2i.py", "--steps", "2", "--warmup", "1", "--greedy", tmp=tmp_path)

@@ -116,3 +116,48 @@ def test_mmu_sampling_topk_reproducible(tiny_model, tiny_cfg):
     top1 = mmu_generate(tiny_model, tiny_cfg, ids, 8, eot_id=-1, greedy=False, top_k=1,
                         generator=torch.Generator().manual_seed(7))
     assert top1 == mmu_generate(tiny_model, tiny_cfg, ids, 8, eot_id=-1)
+
+
+# ---- the reference on a CUDA GPU (the official code's device) -----------------------------------------
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+
+
+@pytest.fixture(scope="module")
+def cuda_model(tiny_model):
+    import copy
+
+    return copy.deepcopy(tiny_model).cuda()
+
+
+@CUDA
+@pytest.mark.parametrize("guidance", [0.0, 1.75])
+def test_cuda_greedy_codes_equal_the_cpu_and_official(tiny_model, cuda_model, tiny_cfg, guidance):
+    """On the GPU cached == official, both giving the CPU's codes (inputs are moved; codes stay on the GPU)."""
+    cond, uncond = _prompts(tiny_cfg)
+    kw = dict(steps=6, guidance_scale=guidance, greedy=True)
+    cpu = t2i_generate(tiny_model, tiny_cfg, cond, uncond, mode="cached", **kw)
+    gpu = {m: t2i_generate(cuda_model, tiny_cfg, cond, uncond, mode=m, **kw) for m in ("cached", "official")}
+    assert gpu["cached"].is_cuda
+    assert torch.equal(gpu["cached"], gpu["official"])
+    assert torch.equal(gpu["cached"].cpu(), cpu)
+
+
+@CUDA
+def test_cuda_sampling_takes_a_cuda_generator(cuda_model, tiny_cfg):
+    cond, uncond = _prompts(tiny_cfg)
+    out = [t2i_generate(cuda_model, tiny_cfg, cond, uncond, steps=5, guidance_scale=2.0, mode=m,
+                        generator=torch.Generator("cuda").manual_seed(3)) for m in ("official", "cached")]
+    assert torch.equal(out[0], out[1])
+    other = t2i_generate(cuda_model, tiny_cfg, cond, uncond, steps=5, guidance_scale=2.0,
+                         generator=torch.Generator("cuda").manual_seed(4))
+    assert not torch.equal(out[0], other)
+
+
+@CUDA
+def test_cuda_mmu_equals_the_cpu(tiny_model, cuda_model, tiny_cfg):
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, tiny_cfg.layout.codebook_size, (2, tiny_cfg.num_image_tokens))
+    ids = torch.from_numpy(Prompting(tiny_cfg).mmu_ids(codes, [3, 4, 5, 6]))
+    cpu = mmu_generate(tiny_model, tiny_cfg, ids, max_new_tokens=12, eot_id=-1)
+    assert mmu_generate(cuda_model, tiny_cfg, ids, max_new_tokens=12, eot_id=-1) == cpu
+    assert mmu_generate(cuda_model, tiny_cfg, ids, max_new_tokens=12, eot_id=-1, use_cache=False) == cpu
