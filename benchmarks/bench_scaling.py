@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
+from bench_t2i import runtime_text_columns  # noqa: E402
 from common import print_table, run_child, save_plot, save_results, usable_cores  # noqa: E402
 from models import ModelSpec, add_model_args, ensure_bundles, spec_from_args  # noqa: E402
 
@@ -62,7 +63,8 @@ def point(spec: ModelSpec, bundle: Path, variant: str, steps: int, batch: int, a
     out = {k: r[k] for k in keep}
     out.update(steps=steps, batch=batch, num_image_tokens=config.num_image_tokens, t2i_seq_len=config.t2i_seq_len,
                ms_per_image=r["total_ms"] / batch, runs=r["runs"],
-               step_gflop=flops.t2i_step(config, batch, args.guidance > 0).total / 1e9)
+               step_gflop=flops.t2i_step(config, batch, args.guidance > 0,
+                                         columns=runtime_text_columns(config, batch)).total / 1e9)
     out["step_gflops_per_s"] = out["step_gflop"] / (r["per_step_ms"] * 1e-3)
     print(f"[scaling] T={steps} N={config.num_image_tokens} B={batch}: {r['total_ms']:.0f} ms", file=sys.stderr,
           flush=True)

@@ -43,6 +43,15 @@ STAGES = ("prefix_ms", "steps_ms", "sampler_ms", "vq_decode_ms")
 PROMPT_TOKENS = 16  # a typical short prompt; the text block is padded to max_text_len + 1 anyway
 
 
+def runtime_text_columns(config, batch: int) -> int:
+    """Text-block columns the Runtime computes for this benchmark's prompts (from the first not-all-PAD one)."""
+    from showo_sdk.prompting import Prompting
+
+    t = config.text_block_len
+    cond, uncond = prompt_ids(config, batch)
+    return t - Prompting(config).t2i_block_start(np.concatenate([cond, uncond])[:, :t])
+
+
 def prompt_ids(config, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """(cond, uncond) T2I sequences (B, L): a fixed random prompt of PROMPT_TOKENS text ids, and the null prompt."""
     from showo_sdk.prompting import Prompting
@@ -179,18 +188,19 @@ def main(argv: list[str] | None = None) -> None:
 
 def report(args, spec, config, steps, repeat, threads, variants, results, bundles) -> None:
     guided = args.guidance > 0
+    cols = {"cached": config.text_block_len, "runtime": runtime_text_columns(config, args.batch)}
     fl = {"official": flops.t2i_image(config, steps, args.batch, guided, official=True),
-          "cached": flops.t2i_image(config, steps, args.batch, guided)}
+          **{k: flops.t2i_image(config, steps, args.batch, guided, columns=c) for k, c in cols.items()}}
     step_flops = {"official": flops.t2i_official_step(config, args.batch, guided).total,
-                  "cached": flops.t2i_step(config, args.batch, guided).total}
-    prefix_flops = flops.t2i_prefix(config, args.batch, guided).total
+                  **{k: flops.t2i_step(config, args.batch, guided, columns=c).total for k, c in cols.items()}}
+    prefix_flops = {k: flops.t2i_prefix(config, args.batch, guided, columns=c).total for k, c in cols.items()}
     ref = results.get("official")
     ratios: dict[str, dict[str, float]] = {}
     for v, r in results.items():
-        kind = "official" if v == "official" else "cached"
+        kind = v if v in ("official", "cached") else "runtime"
         r["steps_gflops_per_s"] = step_flops[kind] * steps / (r["steps_ms"] * 1e-3) / 1e9
-        if kind == "cached" and r["prefix_ms"] > 0:
-            r["prefix_gflops_per_s"] = prefix_flops / (r["prefix_ms"] * 1e-3) / 1e9
+        if kind != "official" and r["prefix_ms"] > 0:
+            r["prefix_gflops_per_s"] = prefix_flops[kind] / (r["prefix_ms"] * 1e-3) / 1e9
         if ref is not None:
             ratios[v] = {"speedup_total": ref["total_ms"] / r["total_ms"],
                          "speedup_codes": ref["codes_ms"] / r["codes_ms"],
@@ -223,8 +233,10 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
                    "threads": threads, "greedy": args.greedy, "prompt_tokens": PROMPT_TOKENS},
         "bundles": {p: {"path": str(b), "bytes": bundle_bytes(b)} for p, b in bundles.items()},
         "flops": {"image_official": fl["official"].to_json(), "image_cached": fl["cached"].to_json(),
-                  "step_official": step_flops["official"], "step_cached": step_flops["cached"],
-                  "prefix": prefix_flops, "vq_decode": _vq_flops(spec, config, args.batch)},
+                  "image_runtime": fl["runtime"].to_json(), "step_official": step_flops["official"],
+                  "step_cached": step_flops["cached"], "step_runtime": step_flops["runtime"],
+                  "prefix_cached": prefix_flops["cached"], "prefix_runtime": prefix_flops["runtime"],
+                  "text_columns": cols, "vq_decode": _vq_flops(spec, config, args.batch)},
         "stages": "prefix = t2i_prefix graph / first hidden_states call (official: none, it recomputes); steps = "
                   "transformer calls of the loop; sampler = the rest of the loop (CFG mix, softmax, sampling, "
                   "re-masking, glue); vq_decode = codes -> pixels. total = codes + VQ decode.",

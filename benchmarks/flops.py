@@ -92,22 +92,25 @@ def t2i_rows(cfg: ShowoConfig, batch: int, guidance: bool) -> int:
     return batch * (2 if guidance else 1)
 
 
-def t2i_prefix(cfg: ShowoConfig, batch: int = 1, guidance: bool = True) -> Flops:
-    """The text block (T rows, causal, full T x T scores computed) of every row, once per image.
+def t2i_prefix(cfg: ShowoConfig, batch: int = 1, guidance: bool = True, columns: int | None = None) -> Flops:
+    """The text block's ``columns`` last columns (default: all T; the Runtime computes the tail from the first
+    column that is not [PAD] in every row), causal, full scores computed, for every row, once per image.
 
     The graph outputs only the KV cache, so its last layer computes just the key and value
     projections (no query, scores, dense or MLP): counted that way.
     """
-    tc, t = cfg.transformer, cfg.text_block_len
+    tc, t = cfg.transformer, cfg.text_block_len if columns is None else columns
     d, layers = tc.hidden_size, tc.num_layers
     full = rows_flops(tc, t, t) * ((layers - 1) / layers)
     last = Flops(2.0 * t * 2 * d * d, 0.0, 0.0)
     return (full + last) * t2i_rows(cfg, batch, guidance)
 
 
-def t2i_step(cfg: ShowoConfig, batch: int = 1, guidance: bool = True) -> Flops:
-    """One cached MaskGIT step: N+2 image rows over T + N + 2 columns, codebook-sliced lm_head on N rows."""
-    t, n, k = cfg.text_block_len, cfg.num_image_tokens, cfg.layout.codebook_size
+def t2i_step(cfg: ShowoConfig, batch: int = 1, guidance: bool = True, columns: int | None = None) -> Flops:
+    """One cached MaskGIT step: N+2 image rows over ``columns`` (default T) text + N + 2 columns,
+    codebook-sliced lm_head on N rows."""
+    n, k = cfg.num_image_tokens, cfg.layout.codebook_size
+    t = cfg.text_block_len if columns is None else columns
     one = rows_flops(cfg.transformer, n + 2, t + n + 2) + head_flops(cfg.transformer, n, k)
     return one * t2i_rows(cfg, batch, guidance)
 
@@ -117,11 +120,13 @@ def t2i_official_step(cfg: ShowoConfig, batch: int = 1, guidance: bool = True) -
     return official_forward(cfg, t2i_rows(cfg, batch, guidance))
 
 
-def t2i_image(cfg: ShowoConfig, steps: int, batch: int = 1, guidance: bool = True, official: bool = False) -> Flops:
-    """All transformer FLOPs of generating ``batch`` images in ``steps`` steps (VQ decode not included)."""
+def t2i_image(cfg: ShowoConfig, steps: int, batch: int = 1, guidance: bool = True, official: bool = False,
+              columns: int | None = None) -> Flops:
+    """All transformer FLOPs of generating ``batch`` images in ``steps`` steps (VQ decode not included);
+    ``columns``: text columns the cached way computes (default all T)."""
     if official:
         return t2i_official_step(cfg, batch, guidance) * steps
-    return t2i_prefix(cfg, batch, guidance) + t2i_step(cfg, batch, guidance) * steps
+    return t2i_prefix(cfg, batch, guidance, columns) + t2i_step(cfg, batch, guidance, columns) * steps
 
 
 def mmu_prefill(cfg: ShowoConfig, prompt_len: int, batch: int = 1) -> Flops:

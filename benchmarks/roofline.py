@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import flops  # noqa: E402
+from bench_t2i import runtime_text_columns  # noqa: E402
 from common import print_table, run_child, save_plot, save_results, usable_cores  # noqa: E402
 from models import ModelSpec, add_model_args, add_output_args, ensure_bundles, results_name, spec_from_args  # noqa: E402
 
@@ -186,18 +187,20 @@ def main(argv: list[str] | None = None) -> None:
     peaks["sgemm_peak_gflops"] = peak = max(peak, again["sgemm_peak_gflops"])
     peaks["copy_gb_per_s"] = max(peaks["sgemm"]["copy_gb_per_s"], again["sgemm"]["copy_gb_per_s"])
 
-    step_f = {"official": flops.t2i_official_step(config).total, "cached": flops.t2i_step(config).total}
-    prefix_f = flops.t2i_prefix(config).total
+    cols = runtime_text_columns(config, 1)
+    step_f = {"official": flops.t2i_official_step(config).total, "cached": flops.t2i_step(config).total,
+              "runtime": flops.t2i_step(config, columns=cols).total}
+    prefix_f = {"cached": flops.t2i_prefix(config).total, "runtime": flops.t2i_prefix(config, columns=cols).total}
     stages: list[dict[str, Any]] = []
     for v, r in t2i.items():
-        kind = "official" if v == "official" else "cached"
+        kind = v if v in ("official", "cached") else "runtime"
         step_ms = r["steps_ms"] / args.steps
         gf = step_f[kind] / (step_ms * 1e-3) / 1e9
         stages.append({"variant": v, "stage": "step", "ms": step_ms, "gflop": step_f[kind] / 1e9, "gflops_per_s": gf,
                        "fraction_of_sgemm_peak": gf / peak})
-        if kind == "cached" and r["prefix_ms"] > 0:
-            gf = prefix_f / (r["prefix_ms"] * 1e-3) / 1e9
-            stages.append({"variant": v, "stage": "prefix", "ms": r["prefix_ms"], "gflop": prefix_f / 1e9,
+        if kind != "official" and r["prefix_ms"] > 0:
+            gf = prefix_f[kind] / (r["prefix_ms"] * 1e-3) / 1e9
+            stages.append({"variant": v, "stage": "prefix", "ms": r["prefix_ms"], "gflop": prefix_f[kind] / 1e9,
                            "gflops_per_s": gf, "fraction_of_sgemm_peak": gf / peak})
         for extra in ("sampler_ms", "vq_decode_ms"):
             stages.append({"variant": v, "stage": extra[:-3], "ms": r[extra] / (args.steps if extra == "sampler_ms"

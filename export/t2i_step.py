@@ -2,7 +2,8 @@
 
 Run once per MaskGIT step. Image rows attend to every non-PAD prefix column (``attention_mask``,
 computed once per prompt by the runtime) and to every image-segment column; positions are
-T..T+N+1 in-graph. Only rows 1..N (the image tokens) reach the lm_head, and only its K codebook
+T..T+N+1 in-graph. The prefix columns are those ``t2i_prefix`` computed: the text block's tail
+from its first column that is not [PAD] in every row (S <= T of them). Only rows 1..N (the image tokens) reach the lm_head, and only its K codebook
 rows are stored and multiplied: no full-vocabulary logits.
 """
 
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from showo_sdk.prompting import Prompting
+
 from .common import GraphSpec, TensorSpec
 from .forward import CodebookHead, GraphForward, pair_kv
 from .samples import kv_arrays, t2i_reference, t2i_sequences
@@ -19,16 +22,17 @@ from .transformer_graph import TransformerGraph
 
 
 class _Step(nn.Module):
-    def __init__(self, forward: GraphForward, head: CodebookHead):
+    def __init__(self, forward: GraphForward, head: CodebookHead, block_len: int):
         super().__init__()
         self.stack = forward
         self.head = head
+        self.block_len = block_len
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *past: torch.Tensor) -> torch.Tensor:
-        b, length = input_ids.shape  # (B, N+2)
-        t = past[0].shape[2]  # text block length T
+        b, length = input_ids.shape  # (B, N+2); past (B, H, S, D)
+        t = self.block_len
         positions = torch.arange(t, t + length, device=input_ids.device).expand(b, length)
-        past_allowed = (attention_mask != 0)[:, None, None, :]  # (B, 1, 1, T)
+        past_allowed = (attention_mask != 0)[:, None, None, :]  # (B, 1, 1, S)
         hidden, _ = self.stack.run(input_ids, positions, None, pair_kv(past), past_allowed)
         return self.head(hidden[:, 1:-1])  # (B, N, K) float32
 
@@ -41,27 +45,29 @@ class T2IStep(TransformerGraph):
         return GraphSpec(
             self.name,
             inputs=(TensorSpec("input_ids", "int64", ("batch", n + 2)),
-                    TensorSpec("attention_mask", "int64", ("batch", t)),
-                    *self.kv("past_key_values", t)),
+                    TensorSpec("attention_mask", "int64", ("batch", "text")),
+                    *self.kv("past_key_values", "text")),
             outputs=(TensorSpec("logits", "float32", ("batch", n, k)),),
-            dims=(self.batch_dim(2),),
+            dims=(self.batch_dim(2), self.text_dim()),
             notes={"positions": f"{t}..{t + n + 1} in-graph",
                    "input_ids": "the <|soi|> image <|eoi|> segment in unified ids",
                    "attention_mask": "1 = non-PAD prefix column (input_ids of t2i_prefix != pad_id), 0 = PAD",
+                   "past_key_values": "t2i_prefix's present for the same S text columns",
                    "logits": "rows 1..N of the segment, codebook ids only (codebook space 0..K-1)"})
 
     def module(self) -> nn.Module:
         lay = self.config.layout
         head = CodebookHead(self.model, lay.codebook_offset, lay.codebook_size, self.torch_dtype)
-        return _Step(GraphForward(self.model, self.torch_dtype), head)
+        return _Step(GraphForward(self.model, self.torch_dtype), head, self.config.text_block_len)
 
     def _case(self, text_lens: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         cfg, lay = self.config, self.config.layout
         t, n = cfg.text_block_len, cfg.num_image_tokens
         ids = t2i_sequences(cfg, self.rng(), text_lens)
+        start = Prompting(cfg).t2i_block_start(ids[:, :t])
         _, logits, presents = t2i_reference(self.reference_model, cfg, ids)
-        inputs = {"input_ids": ids[:, t:], "attention_mask": (ids[:, :t] != lay.pad_id).astype(np.int64),
-                  **kv_arrays(presents, "past_key_values", slice(0, t))}
+        inputs = {"input_ids": ids[:, t:], "attention_mask": (ids[:, start:t] != lay.pad_id).astype(np.int64),
+                  **kv_arrays(presents, "past_key_values", slice(start, t))}
         expected = logits[:, t + 1:t + 1 + n, lay.codebook_offset:lay.codebook_offset + lay.codebook_size]
         return self.cast_floats(inputs), {"logits": expected.numpy()}
 
@@ -70,4 +76,4 @@ class T2IStep(TransformerGraph):
 
     def validation_cases(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
         m = self.config.max_text_len
-        return [self._case([5]), self._case([m - 2, 0, m + 4])]
+        return [self._case([5]), self._case([m - 2, 0, m + 4]), self._case([2, 0, 7])]

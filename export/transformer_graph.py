@@ -38,6 +38,11 @@ class TransformerGraph(Graph):
     def batch_dim(self, opt: int = 2) -> Dim:
         return Dim("batch", 1, min(opt, self.max_batch), self.max_batch)
 
+    def text_dim(self) -> Dim:
+        """The T2I text-block columns a prefix/step call carries: the block's tail from its first non-PAD column."""
+        t = self.config.text_block_len
+        return Dim("text", 1, min(t, 32), t)
+
     def kv(self, prefix: str, length: int | str) -> tuple[TensorSpec, ...]:
         return kv_specs(prefix, self.num_layers, self.kv_dtype, ("batch", self.num_heads, length, self.head_dim))
 

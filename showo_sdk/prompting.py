@@ -65,6 +65,17 @@ class Prompting:
             return [lay.pad_id] * (block - len(temp)) + temp
         return temp[: block - 1] + [lay.eos_id]
 
+    def t2i_block_start(self, blocks: np.ndarray) -> int:
+        """First column of the text blocks (B, T) that any row needs: the columns before it are [PAD] in every row.
+
+        No row but a PAD row ever attends to a PAD column (SHOWO_SPEC.md §4), so the keys/values of
+        those leading PAD columns are never read: a prefix over ``blocks[:, start:]`` (positions
+        ``start..T-1``) gives the other rows exactly the same keys/values. At least one column is kept.
+        """
+        real = blocks != self.layout.pad_id  # (B, T)
+        firsts = np.where(real.any(axis=1), real.argmax(axis=1), blocks.shape[1] - 1)
+        return int(firsts.min()) if blocks.shape[0] else 0
+
     def t2i_ids(self, text_ids: Sequence[Sequence[int]], image_codes: np.ndarray | None = None) -> np.ndarray:
         """Full T2I sequences (B, L): text block, <|soi|>, image part, <|eoi|>. All-[MASK] image if None."""
         if isinstance(text_ids, np.ndarray) and text_ids.ndim == 1:

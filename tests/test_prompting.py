@@ -113,3 +113,19 @@ def test_mmu_qa_rows_label_only_the_answer():
     assert (lab[7:] == IGNORE_INDEX).all()
     with pytest.raises(InputError, match="one text"):
         p.mmu_train_ids(np.zeros((2, 256), dtype=np.int64), [[1]])
+
+
+def test_t2i_block_start_is_the_first_column_any_row_needs():
+    cfg = ShowoConfig()
+    p = Prompting(cfg)
+    cond, null = p.t2i_ids([[10, 11, 12]]), p.t2i_null_ids(1)
+    t = cfg.text_block_len
+    assert p.t2i_block_start(cond[:, :t]) == 123  # [t2i, bos, 10, 11, 12, eos]
+    assert p.t2i_block_start(null[:, :t]) == 126  # [t2i, bos, eos]
+    both = np.concatenate([cond, null])[:, :t]
+    assert p.t2i_block_start(both) == 123
+    assert (both[:, :123] == cfg.layout.pad_id).all()
+    full = p.t2i_ids([list(range(200))])[:, :t]  # truncated: no PAD at all
+    assert p.t2i_block_start(full) == 0
+    all_pad = np.full((2, t), cfg.layout.pad_id)
+    assert p.t2i_block_start(all_pad) == t - 1  # at least one column stays

@@ -379,6 +379,16 @@ class Graphs:
                 return _NUMPY[t.dtype]
         raise KeyError(f"{name}: no tensor {tensor!r}")
 
+    def static_size(self, name: str, tensor: str, axis: int) -> int | None:
+        """The fixed size of ``tensor``'s ``axis`` in graph ``name`` (None: a dynamic axis), from the manifest
+        (from the ONNX Runtime session without one)."""
+        if self.bundle is None:
+            shape = next(t.shape for t in self[name].session.get_inputs() if t.name == tensor)
+        else:
+            shape = next(t.shape for t in self.bundle.graphs[name].inputs if t.name == tensor)
+        size = shape[axis]
+        return size if isinstance(size, int) else None
+
     def dim_max(self, name: str, dim: str) -> int | None:
         """Largest value of dynamic axis ``dim`` the manifest declares for graph ``name`` (None: not declared)."""
         if self.bundle is None:

@@ -20,7 +20,9 @@ from ..config import ShowoConfig, VQConfig
 from ..errors import BundleError, ConfigError
 
 FORMAT = "showo-sdk-bundle"
-FORMAT_VERSION = 1
+#: 2: the T2I graphs take the text block's tail (a dynamic "text" axis, leading PAD columns skipped);
+#: 1: the whole block. This SDK reads both.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 #: The manifest's own checksum: sha256 of :func:`canonical_manifest` (the manifest without this key).
 MANIFEST_SHA = "manifest_sha256"
@@ -251,11 +253,15 @@ def _read_configs(root: Path, model: dict[str, Any]) -> tuple[ShowoConfig, VQCon
     return config, vq
 
 
-def expected_io(name: str, config: ShowoConfig, kv_dtype: str) -> tuple[list[tuple], list[tuple]]:
-    """The graph contract: [(name, dtype, shape)] of inputs and outputs, shape entries int (static) or None (dynamic)."""
+def expected_io(name: str, config: ShowoConfig, kv_dtype: str, format_version: int = FORMAT_VERSION,
+                ) -> tuple[list[tuple], list[tuple]]:
+    """The graph contract: [(name, dtype, shape)] of inputs and outputs, shape entries int (static) or None (dynamic).
+
+    Format 1 bundles' T2I graphs take the whole text block (static T); later ones any tail of it.
+    """
     tc, lay = config.transformer, config.layout
-    h, d, t, n, k, v = (tc.num_heads, tc.head_dim, config.text_block_len, config.num_image_tokens,
-                        lay.codebook_size, lay.vocab_size)
+    h, d, n, k, v = tc.num_heads, tc.head_dim, config.num_image_tokens, lay.codebook_size, lay.vocab_size
+    t = config.text_block_len if format_version == 1 else None
 
     def kv(prefix: str, length: int | None) -> list[tuple]:
         return [(f"{prefix}.{i}.{x}", kv_dtype, (None, h, length, d)) for i in range(tc.num_layers) for x in ("key", "value")]
@@ -323,7 +329,7 @@ def _read_graphs(root: Path, manifest: dict[str, Any], config: ShowoConfig) -> d
             if files[rel].get("sha256") != item.get("sha256"):
                 raise _fail(root, f"graph {name}", f"the sha256 of {rel} differs between 'graphs' and 'files'")
         kv_dtype = "float16" if entry["precision"] == "fp16" else "float32"
-        want_in, want_out = expected_io(name, config, kv_dtype)
+        want_in, want_out = expected_io(name, config, kv_dtype, manifest["format_version"])
         inputs = _tensors(root, name, "inputs", entry.get("inputs"), want_in)
         outputs = _tensors(root, name, "outputs", entry.get("outputs"), want_out)
         notes = entry.get("notes") if isinstance(entry.get("notes"), dict) else {}

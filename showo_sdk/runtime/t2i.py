@@ -3,7 +3,8 @@
 The 129 text rows never see the image (SHOWO_SPEC.md §4), so their keys/values are computed once,
 for the prompts and the null prompts batched together (CFG rows 2B), and bound as the step graph's
 ``past_key_values`` for every step: a step writes only the (2B, N+2) image-segment ids and reads
-the (2B, N, K) codebook logits.
+the (2B, N, K) codebook logits. Only the block's tail from its first column that is not [PAD] in
+every row is computed and attended (no row reads a PAD column's keys/values).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..config import ShowoConfig
+from ..prompting import Prompting
 from ..sampling import maskgit_generate
 from .backends import Graphs
 
@@ -29,6 +31,9 @@ class T2IDriver:
     def __init__(self, graphs: Graphs, config: ShowoConfig):
         self.graphs, self.config = graphs, config
         self.layout = config.layout
+        self.prompting = Prompting(config)
+        # format-1 bundles' graphs take the whole text block
+        self.whole_block = graphs.static_size("t2i_prefix", "input_ids", 1) is not None
 
     def rows_per_call(self, guided: bool) -> int:
         """Prompts per graph call: CFG doubles the rows, and the graphs have a maximum batch."""
@@ -69,12 +74,15 @@ class T2IDriver:
         texts = cond_ids[:, :t]  # (R, T): prompts, then null prompts with guidance
         if uncond_ids is not None:
             texts = np.concatenate([texts, uncond_ids[:, :t]])
+        if not self.whole_block:
+            texts = np.ascontiguousarray(texts[:, self.prompting.t2i_block_start(texts):])  # (R, S)
+        s = texts.shape[1]
         rows = texts.shape[0]
         kv_dtype = self.graphs.dtype("t2i_prefix", "present.0.key")
 
         # prefix: once per call, its keys/values stay where the step graph reads them
-        presents = {name: mem.zeros((rows, tc.num_heads, t, tc.head_dim), kv_dtype)
-                    for name in _kv_names("present", tc.num_layers)}  # (R, H, T, D) each
+        presents = {name: mem.zeros((rows, tc.num_heads, s, tc.head_dim), kv_dtype)
+                    for name in _kv_names("present", tc.num_layers)}  # (R, H, S, D) each
         self.graphs["t2i_prefix"].bind({"input_ids": mem.upload(texts)}, presents).run()
 
         segment = np.empty((rows, n + 2), dtype=np.int64)  # <|soi|> image <|eoi|>

@@ -37,6 +37,11 @@ def test_tiny_by_hand():
     assert flops.t2i_image(cfg, 3).total == 14400 + 3 * 33536
     assert flops.t2i_image(cfg, 3, official=True).total == 3 * 2 * 36432
     assert flops.t2i_image(cfg, 3, guidance=False).total == (14400 + 3 * 33536) / 2
+    # the Runtime's prefix over the block's last 3 columns, and steps attending over those 3 text columns
+    assert flops.t2i_prefix(cfg, columns=3).total == 2 * (1024 * 3 + 32 * 3 * 3 + 256 * 3)
+    assert flops.t2i_step(cfg, columns=3).attention == 2 * 2 * 32 * 6 * 9
+    assert flops.t2i_image(cfg, 3, columns=3).total == (flops.t2i_prefix(cfg, columns=3).total
+                                                         + 3 * flops.t2i_step(cfg, columns=3).total)
     assert flops.mmu_prefill(cfg, 7).total == 2 * 1024 * 7 + 2 * 32 * 49 + 2 * 8 * 35 == 18032
     assert flops.mmu_decode_step(cfg, 7).total == 2 * 1024 + 2 * 32 * 8 + 2 * 8 * 35 == 3120
     assert flops.mmu_answer(cfg, 7, 3).total == 18032 + 3120 + (2 * 1024 + 2 * 32 * 9 + 560)

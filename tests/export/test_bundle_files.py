@@ -28,7 +28,7 @@ def test_bundle_contents(bundle_fp32, tiny):
     beside = sorted(p.name for p in bundle_fp32.parent.iterdir() if p != tiny.checkpoint)
     assert beside == ["engine.plan"]  # no temp dirs left
     m = bundle.manifest
-    assert m["format_version"] == 1 and m["sdk_version"] and m["created"]["utc"].endswith("+00:00")
+    assert m["format_version"] == 2 and m["sdk_version"] and m["created"]["utc"].endswith("+00:00")
     model = m["model"]
     lay = tiny.config.layout
     assert model["ids"]["mask"] == lay.mask_id and model["ids"]["codebook_offset"] == lay.codebook_offset
@@ -123,9 +123,9 @@ def test_missing_manifest_refused(copy):
 
 def test_newer_format_version_refused(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["format_version"] = 2
+    manifest["format_version"] = 3
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="format_version 2, newer than this SDK reads.*upgrade showo-sdk"):
+    with pytest.raises(BundleError, match="format_version 3, newer than this SDK reads.*upgrade showo-sdk"):
         load_bundle(copy)
 
 

@@ -19,6 +19,7 @@ from showo_sdk.export.validate import check_graph
 from showo_sdk.export.vq_decoder import VQDecoder
 from showo_sdk.export.vq_encoder import VQEncoder
 from showo_sdk.masks import mmu_attention_mask, t2i_attention_mask
+from showo_sdk.prompting import Prompting
 from showo_sdk.runtime.backends import Graphs
 
 TOL = 1e-4
@@ -115,6 +116,28 @@ def test_t2i_prefix_and_step_other_prompts(bundle_fp32, tiny, text_lens):
     want = logits[:, t + 1:t + 1 + n, lay.codebook_offset:lay.codebook_offset + lay.codebook_size].numpy()
     assert step["logits"].shape == (len(text_lens), n, lay.codebook_size)
     assert max_diff(step, {"logits": want}) <= TOL
+
+
+@pytest.mark.parametrize("text_lens", [[4], [0, 9], [3, 0, 20]])
+def test_t2i_prefix_tail_gives_the_reference_keys_and_logits(bundle_fp32, tiny, text_lens):
+    """The prefix over the block's tail (leading PAD columns dropped): the same keys/values on every non-PAD
+    row, and the step over those columns the same logits, as the reference over whole sequences."""
+    model, config = tiny.model, tiny.config
+    lay, t, n = config.layout, config.text_block_len, config.num_image_tokens
+    ids = t2i_sequences(config, np.random.default_rng(5), text_lens, mask_fraction=0.6)
+    start = Prompting(config).t2i_block_start(ids[:, :t])
+    assert (start > 0) == (max(text_lens) + 3 < t)
+    _, logits, presents = t2i_reference(model, config, ids)
+    prefix = run(bundle_fp32 / "t2i_prefix.onnx", {"input_ids": ids[:, start:t]})
+    real = (ids[:, start:t] != lay.pad_id)[:, None, :, None]  # (B, 1, S, 1): the rows anyone reads
+    want = kv_arrays(presents, "present", slice(start, t))
+    assert prefix["present.0.key"].shape[2] == t - start
+    assert max(float(np.abs(np.where(real, prefix[k] - want[k], 0)).max()) for k in want) <= TOL
+    feed = {k.replace("present.", "past_key_values."): v for k, v in prefix.items()}
+    feed.update(input_ids=ids[:, t:], attention_mask=(ids[:, start:t] != lay.pad_id).astype(np.int64))
+    step = run(bundle_fp32 / "t2i_step.onnx", feed)
+    expected = logits[:, t + 1:t + 1 + n, lay.codebook_offset:lay.codebook_offset + lay.codebook_size].numpy()
+    assert max_diff(step, {"logits": expected}) <= TOL
 
 
 @pytest.mark.parametrize("batch,question_len", [(1, 1), (3, 12), (2, 30)])

@@ -252,7 +252,8 @@ def _id_keys() -> tuple[str, ...]:
 
 
 MANIFEST_EDITS = [
-    _edit("format_version=2 (newer)", _set(("format_version",), 2)),
+    _edit("format_version=3 (newer)", _set(("format_version",), 3)),
+    _edit("format_version=1 (its graphs are format 2's)", _set(("format_version",), 1, ("t2i_prefix",))),
     _edit("format_version=0", _set(("format_version",), 0)),
     _edit("format_version='1'", _set(("format_version",), "1")),
     _edit("format_version=true", _set(("format_version",), True)),

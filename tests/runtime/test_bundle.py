@@ -227,3 +227,24 @@ def test_reader_imports_no_torch_or_onnx():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_format_1_bundle_with_whole_block_graphs_loads(tmp_path):
+    """Bundles of format 1 (T2I graphs over the whole text block) stay readable; format 2 graphs take its tail."""
+    root = write_bundle(tmp_path / "v1")
+    m = read_manifest(root)
+    t = CONFIG.text_block_len
+    for name in ("t2i_prefix", "t2i_step"):
+        inputs, outputs = expected_io(name, CONFIG, "float32", format_version=1)
+        for kind, items in (("inputs", inputs), ("outputs", outputs)):
+            m["graphs"][name][kind] = [{"name": n, "dtype": d, "shape": [("dyn" if s is None else s) for s in shape]}
+                                       for n, d, shape in items]
+    assert m["graphs"]["t2i_prefix"]["inputs"][0]["shape"] == ["dyn", t]
+    m["format_version"] = 1
+    write_manifest(root, m)
+    b = load_bundle(root)
+    assert b.graphs["t2i_step"].inputs[1].shape == ("dyn", t)
+    m["format_version"] = FORMAT_VERSION  # whole-block graphs under format 2: refused, naming the graph
+    write_manifest(root, m)
+    with pytest.raises(BundleError, match="graph t2i_prefix"):
+        load_bundle(root)

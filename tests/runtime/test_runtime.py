@@ -72,6 +72,24 @@ def test_generate_pipeline_equals_reference(rt, tiny):
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # uint8 truncation of 1e-6 float diffs
 
 
+def test_prefix_runs_on_the_block_tail_and_decodes_as_the_whole_block(rt, tiny):
+    """The driver computes only the text block's tail (leading all-PAD columns dropped); fed the whole
+    block (as a format-1 bundle's graphs are), the same graphs give the same codes."""
+    from showo_sdk.runtime.t2i import T2IDriver
+
+    cond = rt.prompting.t2i_ids([tiny.tokenizer.encode(p) for p in PROMPTS[1:3]])
+    uncond = rt.prompting.t2i_null_ids(2)
+    tail = T2IDriver(rt._graphs, tiny.config)
+    assert not tail.whole_block
+    whole = T2IDriver(rt._graphs, tiny.config)
+    whole.whole_block = True
+    kw = dict(steps=6, guidance_scale=1.75, temperature=1.0, schedule="cosine", seed=0, greedy=True,
+              num_threads=1, progress=None)
+    got = tail.generate(cond, uncond, **kw)
+    assert np.array_equal(got, whole.generate(cond, uncond, **kw))
+    assert np.array_equal(got, reference_codes(tiny, cond, uncond, 6, 1.75))
+
+
 def test_prompts_beyond_the_graph_batch_run_in_chunks(rt, tiny):
     """Guided rows double: more prompts than max_batch / 2 are split into calls, with the same codes."""
     prompts = PROMPTS * 2  # 10 prompts, 20 guided rows > max batch 8
