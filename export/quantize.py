@@ -7,6 +7,9 @@ fly. This is the kernel ORT fuses ``quantize_dynamic(per_channel=True, QInt8)`` 
 directly, one weight at a time from memory-mapped data, so memory stays near one weight matrix
 where ``quantize_dynamic`` holds ~3.2x the graph (18 GB for a 24-layer Show-o graph). Attention
 score MatMuls (both sides activations) and the embedding stay float; the VQ graphs are not quantized.
+The int8 graph then gets ONNX Runtime's fused operators (``export.ort_fusion``: biases inside the
+int8 products, FastGelu, SkipLayerNormalization), since its products are fast enough that the
+element-wise passes around them weigh as much.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .common import ExportError
+from .ort_fusion import fuse_for_ort
 from .weights import PAGE, THRESHOLD, TensorReader, point_at
 
 #: The contrib domain DynamicQuantizeMatMul lives in.
@@ -95,6 +99,7 @@ def quantize_int8(src: Path, dst: Path) -> int:
     graph.node.extend(nodes)
     if not any(o.domain == MS_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    fuse_for_ort(model)
     onnx.save_model(model, str(dst))
     try:
         onnx.checker.check_model(str(dst), full_check=True)

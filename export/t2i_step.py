@@ -58,7 +58,7 @@ class T2IStep(TransformerGraph):
     def module(self) -> nn.Module:
         lay = self.config.layout
         head = CodebookHead(self.model, lay.codebook_offset, lay.codebook_size, self.torch_dtype)
-        return _Step(GraphForward(self.model, self.torch_dtype), head, self.config.text_block_len)
+        return _Step(GraphForward(self.model, self.torch_dtype, join_past=True), head, self.config.text_block_len)
 
     def _case(self, text_lens: list[int]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         cfg, lay = self.config, self.config.layout
