@@ -209,6 +209,21 @@ def fuse_for_ort(model: onnx.ModelProto) -> Counter:
             added[id(chain[0])] = [fused]
             counts[kind] += 1
         g.rebuild(added)
-    if counts and not any(o.domain == MS_DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    if counts:
+        _drop_unused_constants(model.graph)
+        if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+            model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
     return counts
+
+
+def _drop_unused_constants(graph: onnx.GraphProto) -> None:
+    """Initializers and Constant nodes no node reads any more (the fused chains' scalars)."""
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    keep = [n for n in graph.node if not (n.op_type == "Constant" and n.output[0] not in used)]
+    if len(keep) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(keep)
+    inits = [t for t in graph.initializer if t.name in used]
+    if len(inits) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(inits)

@@ -40,6 +40,8 @@ def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path
     assert counts["SkipLayerNormalization"] == layers  # each later layer's input norm, then the final norm
     ops = {n.op_type for n in model.graph.node}
     assert not ops & {"Tanh", "Pow"} and {"FastGelu", "SkipLayerNormalization"} <= ops
+    read = {i for n in model.graph.node for i in n.input}
+    assert all(t.name in read for t in model.graph.initializer)  # the fused chains' constants are gone
     onnx.save_model(model, str(tmp_path / f"{name}.fused.onnx"))
     onnx.checker.check_model(str(tmp_path / f"{name}.fused.onnx"), full_check=True)
     graphs = Graphs.from_paths({"plain": tmp_path / f"{name}.onnx", "fused": tmp_path / f"{name}.fused.onnx"})
