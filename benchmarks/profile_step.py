@@ -45,7 +45,7 @@ def profile_precision(bundle: Path, steps: int, threads: int, repeat: int = 1) -
 
     import showo_sdk
     from bench_t2i import prompt_ids
-    from showo_sdk.runtime.backends import OrtGraph
+    from showo_sdk.runtime.backends import CPU_DISABLED_FUSIONS, OrtGraph
     from showo_sdk.runtime.timing import TimedGraph
 
     rt = showo_sdk.Runtime(bundle, backend="ort-cpu", num_threads=threads, verify_checksums=False)
@@ -54,7 +54,8 @@ def profile_precision(bundle: Path, steps: int, threads: int, repeat: int = 1) -
     options.intra_op_num_threads = threads
     options.enable_profiling = True
     options.profile_file_prefix = str(Path(tempfile.gettempdir()) / "showo_profile_t2i_step")
-    session = ort.InferenceSession(str(info.path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(info.path), options, providers=["CPUExecutionProvider"],
+                                   disabled_optimizers=CPU_DISABLED_FUSIONS)  # as the Runtime's own sessions
     graphs = rt._graphs  # the profiled session goes into the Runtime's graph table, timed like its own
     graphs._graphs["t2i_step"] = TimedGraph(OrtGraph("t2i_step", session), graphs.recorder)
     cond, uncond = prompt_ids(rt.config, 1)

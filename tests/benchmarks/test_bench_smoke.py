@@ -118,3 +118,19 @@ def test_memory_default_vs_low_memory(tiny, tmp_path):
         assert {"load_s", "anon_mb", "file_mb", "t2i_ms", "mmu_ms", "weights_file_mb"} <= set(r)
         assert r["t2i_ms"] > 0 and r["mmu_ms"] > 0 and r["weights_file_mb"] > 0
     assert set(data["low_memory_over_default"]) == {"anon_memory", "t2i_time", "mmu_time", "load_time"}
+
+
+def test_glue_ops_ways_compute_the_same_function(tmp_path):
+    """bench_glue_ops: every way of writing an operator gives the first way's numbers (what makes its ratios fair)."""
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_glue_ops.py"), "--repeat", "2", "--threads", "1",
+                           "--out-dir", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "glue_ops.png").is_file()
+    data = json.loads((out / "glue_ops.json").read_text())
+    ways = [w for group in data["results"].values() for w in group]
+    assert "SkipLayerNormalization" in ways and "FastGelu" in ways
+    for group in data["results"].values():
+        for r in group.values():
+            assert r["kernel_ms"] > 0 and r["max_abs_diff_vs_first"] <= 1e-5

@@ -29,7 +29,7 @@ def _feed(graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("name", TRANSFORMER_GRAPHS)
 def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path, name):
-    """On an fp32 graph (no quantization noise) the GELU and SkipLayerNorm rewrites change only rounding."""
+    """On an fp32 graph (no quantization noise) the GELU rewrite changes only rounding; norms stay unfused."""
     for f in bundle_fp32.iterdir():
         if f.name.endswith((".onnx", ".data")):
             shutil.copy(f, tmp_path / f.name)
@@ -37,9 +37,8 @@ def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path
     layers = sum(n.op_type == "Tanh" for n in model.graph.node)
     counts = fuse_for_ort(model)
     assert layers >= 1 and counts["FastGelu"] == layers
-    assert counts["SkipLayerNormalization"] == layers  # each later layer's input norm, then the final norm
     ops = {n.op_type for n in model.graph.node}
-    assert not ops & {"Tanh", "Pow"} and {"FastGelu", "SkipLayerNormalization"} <= ops
+    assert not ops & {"Tanh", "Pow", "SkipLayerNormalization"} and {"FastGelu", "LayerNormalization"} <= ops
     read = {i for n in model.graph.node for i in n.input}
     assert all(t.name in read for t in model.graph.initializer)  # the fused chains' constants are gone
     onnx.save_model(model, str(tmp_path / f"{name}.fused.onnx"))
@@ -56,10 +55,9 @@ def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path
 def test_int8_graphs_carry_the_fused_operators(bundle_int8, name):
     model = onnx.load(str(bundle_int8[0] / f"{name}.int8.onnx"), load_external_data=False)
     ops = [n.op_type for n in model.graph.node]
-    assert "FastGelu" in ops and "SkipLayerNormalization" in ops and "Tanh" not in ops
+    assert "FastGelu" in ops and "Tanh" not in ops and "SkipLayerNormalization" not in ops  # slow on ORT CPU
     products = [n for n in model.graph.node if n.op_type == "DynamicQuantizeMatMul"]
-    carriers = {i: n.op_type for n in model.graph.node if n.op_type in ("FastGelu", "SkipLayerNormalization")
-                and len(n.input) in (2, 5) and n.input[-1] for i in n.input[:2]}
+    carriers = {n.input[0] for n in model.graph.node if n.op_type == "FastGelu" and len(n.input) == 2}
     # every bias rides inside its product or inside the fused operator that reads the product
     assert products and all((len(n.input) == 5 and n.input[4]) or n.output[0] in carriers for n in products)
     assert not [n for n in model.graph.node if n.op_type == "Add" and set(n.input) & {p.output[0] for p in products}
