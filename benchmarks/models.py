@@ -396,16 +396,23 @@ def _ignore_cache(root: Path) -> None:
 
 
 def _usable(path: Path) -> bool:
-    """A complete bundle this SDK still reads (a bundle from an older SDK's format is rebuilt)."""
+    """A complete bundle this SDK still reads, exported at today's opset (older ones are rebuilt: a
+    benchmark must time the graphs the exporter writes now)."""
     from showo_sdk.errors import ShowoError
+    from showo_sdk.export.common import OPSET
     from showo_sdk.runtime.bundle import MANIFEST, load_bundle
 
     if not (path / MANIFEST).is_file():
         return False
     try:
-        load_bundle(path, verify_checksums=False)
+        bundle = load_bundle(path, verify_checksums=False)
     except ShowoError as exc:
         print(f"[models] rebuilding {path}: {exc}", file=sys.stderr)
+        return False
+    old = sorted({str(g.entry.get("opset")) for g in bundle.graphs.values() if g.entry.get("opset") != OPSET})
+    if old:
+        print(f"[models] rebuilding {path}: its graphs are opset {', '.join(old)}, the exporter writes {OPSET}",
+              file=sys.stderr)
         return False
     return True
 

@@ -6,7 +6,8 @@ writes (its GELU pattern wants another operand order). This pass rewrites, with 
 operators:
 
 - the tanh-GELU chain ``x * 0.5 * (1 + tanh(0.7978846 * (x + 0.044715 * x^3)))`` over ``x = y + bias``
-  -> ``FastGelu(y, bias)``;
+  -> ``FastGelu(y, bias)`` (graphs exported at opset 18 spell GELU out this way; at our opset 20 it is
+  already the standard ``Gelu``, the same ORT kernel);
 - ``DynamicQuantizeMatMul`` followed by a bias ``Add`` -> the operator's own ``bias`` input.
 
 Residual sums stay ``Add`` + ``LayerNormalization``: ONNX Runtime 1.32's CPU SkipLayerNormalization
