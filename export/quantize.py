@@ -8,8 +8,8 @@ directly, one weight at a time from memory-mapped data, so memory stays near one
 where ``quantize_dynamic`` holds ~3.2x the graph (18 GB for a 24-layer Show-o graph). Attention
 score MatMuls (both sides activations) and the embedding stay float; the VQ graphs are not quantized.
 The int8 graph then gets ONNX Runtime's fused operators (``export.ort_fusion``: biases inside the
-int8 products; FastGelu for graphs that spell GELU out), since its products are fast enough that the element-wise passes around
-them weigh as much.
+int8 products; FastGelu for graphs that spell GELU out), since its products are fast enough that
+the element-wise passes around them weigh as much.
 """
 
 from __future__ import annotations
