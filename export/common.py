@@ -25,7 +25,7 @@ from torch import nn
 from showo_sdk.errors import ShowoError
 
 #: ONNX opset of every graph: 20 for the standard ``Gelu`` (tanh approximation), which ONNX Runtime's CPU
-#: kernel runs 4-5x faster than the Pow/Tanh/Mul chain opset 18 spells out (benchmarks/bench_glue_ops.py);
+#: kernel runs 3.6-5.3x faster than the Pow/Tanh/Mul chain opset 18 spells out (benchmarks/bench_glue_ops.py);
 #: TensorRT 10 parses opsets 9-20.
 OPSET = 20
 #: Default upper bound of every batch axis (export bound, TensorRT profile max); T2I with CFG doubles B.

@@ -11,9 +11,9 @@ operators:
 - ``DynamicQuantizeMatMul`` followed by a bias ``Add`` -> the operator's own ``bias`` input.
 
 Residual sums stay ``Add`` + ``LayerNormalization``: ONNX Runtime 1.32's CPU SkipLayerNormalization
-kernel takes 3.2-3.8 ms on a 516x2048 input where the two operators take 0.55-0.71 ms (measured on
-an AMX Xeon, 2 threads; benchmarks/bench_glue_ops.py), so fusing them cost ~50 ms per 24-layer step; the Runtime also turns off ORT's
-own load-time SkipLayerNormFusion on CPU sessions (``runtime.backends.ort_session``).
+kernel takes 3.2-3.8 ms on a 516x2048 input where the two operators take 0.55-0.71 ms (AMX Xeon,
+2 threads; benchmarks/bench_glue_ops.py), so fusing them cost ~50 ms per 24-layer step; the Runtime
+also turns off ORT's own load-time SkipLayerNormFusion on CPU sessions (``runtime.backends``).
 Only exact rewrites of what the nodes compute (float rounding aside); nothing is matched by name.
 The contrib operators exist only in ONNX Runtime, so this runs on the int8 graphs, which are
 ONNX-Runtime-only anyway (TensorRT engines are built from the fp32/fp16 graphs).

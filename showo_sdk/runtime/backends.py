@@ -247,7 +247,8 @@ def select_backend(requested: str, bundle: Bundle, providers: Any = None) -> Bac
     return BackendChoice("ort-cpu", (CPU_EP,), 0, "requested")
 
 
-#: ONNX Runtime graph transformers turned off on CPU sessions (each measured slower than what it replaces).
+#: ONNX Runtime graph transformers turned off on CPU sessions, each measured slower than what it replaces:
+#: the CPU SkipLayerNormalization kernel takes ~5x the Add + LayerNormalization (see export.ort_fusion).
 CPU_DISABLED_FUSIONS = ["SkipLayerNormFusion"]
 
 
@@ -267,8 +268,6 @@ def ort_session(path: Path, choice: BackendChoice, num_threads: int | None, prec
         options.inter_op_num_threads = 1
     if low_memory and choice.name == "ort-cpu":
         options.add_session_config_entry("session.disable_prepacking", "1")
-    # ORT's CPU SkipLayerNormalization kernel is ~5x slower than the Add + LayerNormalization it would
-    # replace (see export.ort_fusion), so the load-time fusion into it stays off on CPU sessions.
     disabled = CPU_DISABLED_FUSIONS if choice.name == "ort-cpu" else []
     try:
         session = ort.InferenceSession(str(path), options, providers=list(choice.providers),
