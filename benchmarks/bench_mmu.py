@@ -1,11 +1,12 @@
-"""MMU: a 64-token answer after a prompt of N=256 image tokens + a question, four ways, side by side:
+"""MMU: a 64-token answer after a prompt of N=256 image tokens + a question, five ways, side by side:
 
   official  PyTorch reference, ``use_cache=False``: the whole sequence recomputed for every new
             token with full-vocabulary logits on every row (how upstream ``mmu_generate`` runs)
   cached    PyTorch reference with a KV cache (prefill, then one-token steps)
   ort-fp32  showo_sdk.Runtime on ONNX Runtime CPU, fp32 bundle (mmu_prefill + decode_step over a
             fixed-capacity cache bound once)
-  ort-int8  the same on the dynamic-int8 bundle
+  ort-int8  the same on the dynamic-int8 bundle (default "accurate" scheme)
+  ort-int8-fast  the same on the one-product "fast" int8 scheme
 
 Reported: time to first token (TTFT: prefill + the first pick), decode tokens/s after it, overall
 tokens/s (all new tokens / whole call), ratios to ``official`` (same run), peak RSS. Greedy; the
@@ -35,7 +36,7 @@ from common import (  # noqa: E402
 from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, never_eot,  # noqa: E402
                     results_name, run_variants, spec_from_args)
 
-VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
+VARIANTS = ("official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast")
 
 
 def mmu_inputs(config, batch: int, question_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +192,7 @@ def report(args, spec, config, tokens, repeat, threads, variants, results, bundl
     for r in results.values():
         r.pop("tokens", None)
     payload = {
-        "what": "MMU greedy answer: official recompute vs KV cache (torch) vs Runtime ORT fp32/int8",
+        "what": "MMU greedy answer: official recompute vs KV cache (torch) vs Runtime ORT fp32/int8 (accurate, fast)",
         "config": {"description": desc, "spec": spec.describe(), "showo_config": config.to_dict(),
                    "new_tokens": tokens, "prompt_len": prompt_len, "question_len": args.question_len,
                    "batch": args.batch, "repeat": repeat, "warmup_runs": args.warmup, "threads": threads},

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flops  # noqa: E402
 from bench_t2i import runtime_text_columns  # noqa: E402
 from common import print_table, run_child, save_plot, save_results, usable_cores  # noqa: E402
-from models import ModelSpec, add_model_args, ensure_bundles, spec_from_args  # noqa: E402
+from models import BUNDLE_KINDS, ModelSpec, add_model_args, ensure_bundles, spec_from_args  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     add_model_args(parser)
-    parser.add_argument("--precision", choices=("fp32", "int8"), default="fp32", help="bundle precision (default fp32)")
+    parser.add_argument("--precision", choices=tuple(BUNDLE_KINDS), default="fp32",
+                        help="bundle kind (default fp32; int8 is the accurate scheme, int8-fast the one-product one)")
     parser.add_argument("--steps-list", type=_ints, default=[4, 8, 16, 32], help="T sweep (default 4,8,16,32)")
     parser.add_argument("--tokens-list", type=_ints, default=[64, 256, 1024],
                         help="N sweep, squares of the grid side (default 64,256,1024)")

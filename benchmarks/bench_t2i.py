@@ -1,10 +1,12 @@
-"""One T2I image (CFG, MaskGIT), four ways, side by side in one run:
+"""One T2I image (CFG, MaskGIT), five ways, side by side in one run:
 
   official  PyTorch reference, ``mode="official"``: the whole sequence recomputed every step with
             full-vocabulary logits, Python loop, torch eager fp32 (how upstream Show-o runs)
   cached    PyTorch reference, ``mode="cached"``: text prefix once, N+2 image rows per step
   ort-fp32  showo_sdk.Runtime on ONNX Runtime CPU, fp32 bundle (C++ MaskGIT loop)
-  ort-int8  showo_sdk.Runtime on ONNX Runtime CPU, dynamic-int8 bundle
+  ort-int8  showo_sdk.Runtime on ONNX Runtime CPU, dynamic-int8 bundle (the exporter's default
+            "accurate" scheme: three int8 products per weight, greedy codes as fp32's)
+  ort-int8-fast  the same on the one-product "fast" int8 scheme
 
 Per image: total ms, split into prefix, transformer steps, sampler (everything else in the loop)
 and VQ decode; speed-ups over ``official`` (ratios within this run); peak RSS. Every variant runs in
@@ -38,7 +40,7 @@ from common import (  # noqa: E402
 from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, results_name,  # noqa: E402
                     run_variants, spec_from_args)
 
-VARIANTS = ("official", "cached", "ort-fp32", "ort-int8")
+VARIANTS = ("official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast")
 STAGES = ("prefix_ms", "steps_ms", "sampler_ms", "vq_decode_ms")
 PROMPT_TOKENS = 16  # a typical short prompt; the text block is padded to max_text_len + 1 anyway
 
@@ -227,7 +229,8 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
     for r in results.values():
         r.pop("codes", None)
     payload = {
-        "what": "one T2I call (CFG MaskGIT + VQ decode): official recompute vs cached prefix vs Runtime ORT fp32/int8",
+        "what": "one T2I call (CFG MaskGIT + VQ decode): official recompute vs cached prefix vs Runtime ORT fp32/int8 "
+                "(accurate, fast)",
         "config": {"description": desc, "spec": spec.describe(), "showo_config": config.to_dict(), "steps": steps,
                    "guidance_scale": args.guidance, "batch": args.batch, "repeat": repeat, "warmup_runs": args.warmup,
                    "threads": threads, "greedy": args.greedy, "prompt_tokens": PROMPT_TOKENS},

@@ -1,5 +1,6 @@
 """The models the benchmarks run: random-weight Show-o at phi-1.5 width (any depth), its VQ, a tokenizer,
-and their engine bundles (fp32 and int8), cached under ``benchmarks/.cache/<spec key>/``.
+and their engine bundles (fp32, int8 in the exporter's default "accurate" scheme, and "int8-fast", the
+one-product scheme), cached under ``benchmarks/.cache/<spec key>/``.
 
 Weights are regenerated from a seed wherever they are needed (torch side), so no checkpoint is
 written: the 24-layer model would be another 5.8 GB on disk. The bundles are written by a lean
@@ -37,6 +38,8 @@ SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "showo_sdk" / "assets" 
 PHI_TEXT_VOCAB, PHI_BOS = 50295, 50256
 MODELS = ("random", "shapes", "checkpoint")
 VQS = ("official", "small", "tiny")
+#: Bundle kinds benchmarks build: (precision, int8 scheme) each; "ort-<kind>" names the Runtime variant on it.
+BUNDLE_KINDS = {"fp32": ("fp32", None), "int8": ("int8", "accurate"), "int8-fast": ("int8", "fast")}
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,8 @@ def run_variants(script: str, tag: str, spec: ModelSpec, args: argparse.Namespac
     """
     from common import run_child  # scripts put benchmarks/ on sys.path, as for this module
 
-    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
-    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    kinds = tuple(k for k in BUNDLE_KINDS if f"ort-{k}" in variants)
+    bundles = ensure_bundles(spec, kinds, args.cache_dir) if kinds else {}
     results: dict[str, dict[str, Any]] = {}
     for v in variants:
         params = {**base, "variant": v}
@@ -275,8 +278,8 @@ def never_eot(config: ShowoConfig) -> int:
 
 
 # ---- bundles ---------------------------------------------------------------------------------------
-def bundle_dir(spec: ModelSpec, precision: str, root: Path | None = None) -> Path:
-    return cache_dir(root) / spec.key() / f"engine.{precision}"
+def bundle_dir(spec: ModelSpec, kind: str, root: Path | None = None) -> Path:
+    return cache_dir(root) / spec.key() / f"engine.{kind}"
 
 
 def _say(progress: bool, msg: str) -> None:
@@ -287,11 +290,13 @@ def _say(progress: bool, msg: str) -> None:
         print(f"[models] {msg} (peak RSS {peak:.1f} GiB)", file=sys.stderr, flush=True)
 
 
-def _manifest_body(config: ShowoConfig, vq: VQConfig, precision: str, graphs: dict[str, Any],
+def _manifest_body(config: ShowoConfig, vq: VQConfig, kind: str, graphs: dict[str, Any],
                    spec: ModelSpec, tok) -> dict[str, Any]:
     from showo_sdk.export.bundle_writer import creation_info, model_section
 
+    precision, scheme = BUNDLE_KINDS[kind]
     return {"created": creation_info({"benchmark_spec": json.dumps(spec.describe())}), "precision": precision,
+            **({"int8_scheme": scheme} if scheme else {}),
             "model": model_section(config, vq),
             "tokenizer": {"file": "tokenizer.json", "text_vocab_size": tok.text_vocab_size, "bos_id": tok.bos_id},
             "graphs": graphs,
@@ -340,8 +345,8 @@ def _export_fp32(spec: ModelSpec, out: Path, progress: bool) -> None:
         load_bundle(tmp)
 
 
-def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> None:
-    """The int8 bundle: the fp32 bundle's transformer graphs quantized (torch not loaded), VQ graphs linked."""
+def _quantize_int8(spec: ModelSpec, src: Path, out: Path, kind: str, progress: bool) -> None:
+    """An int8 bundle: the fp32 bundle's transformer graphs quantized (torch not loaded), VQ graphs linked."""
     from showo_sdk.export.bundle_writer import file_entry, write_manifest
     from showo_sdk.export.common import graph_files
     from showo_sdk.export.quantize import quantize_int8
@@ -357,9 +362,9 @@ def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> Non
             if name in TRANSFORMER_GRAPHS:
                 dst = tmp / f"{name}.int8.onnx"
                 t0 = time.perf_counter()
-                quantize_int8(info.path, dst)
+                quantize_int8(info.path, dst, BUNDLE_KINDS[kind][1])
                 gc.collect()
-                _say(progress, f"  {name} int8: {time.perf_counter() - t0:.1f} s")
+                _say(progress, f"  {name} {kind}: {time.perf_counter() - t0:.1f} s")
                 entry.pop("external_data", None)
                 entry.update(file=dst.name, **file_entry(dst), precision="int8")
                 files = graph_files(dst)
@@ -373,18 +378,21 @@ def _quantize_int8(spec: ModelSpec, src: Path, out: Path, progress: bool) -> Non
                         shutil.copy2(f, tmp / f.name)
             graphs[name] = entry
         tok.save(tmp / "tokenizer.json")
-        write_manifest(tmp, _manifest_body(fp32.config, fp32.vq_config, "int8", graphs, spec, tok))
+        write_manifest(tmp, _manifest_body(fp32.config, fp32.vq_config, kind, graphs, spec, tok))
         load_bundle(tmp)
 
 
-def _export_checkpoint(spec: ModelSpec, out: Path, precision: str, progress: bool) -> None:
+def _export_checkpoint(spec: ModelSpec, out: Path, kind: str, progress: bool) -> None:
     from showo_sdk.export import ExportOptions, export_checkpoint
 
     ckpt = Path(spec.checkpoint)
     if not (ckpt / "config.json").is_file():
         what = "the shipped model" if spec.model == "shapes" else "the checkpoint"
         raise SystemExit(f"{what} is not there ({ckpt} has no config.json); train or install it first")
-    export_checkpoint(ckpt, out, options=ExportOptions(precision=precision, progress=progress, force=True))
+    precision, scheme = BUNDLE_KINDS[kind]
+    options = ExportOptions(precision=precision, progress=progress, force=True,
+                            **({"int8_scheme": scheme} if scheme else {}))
+    export_checkpoint(ckpt, out, options=options)
 
 
 def _ignore_cache(root: Path) -> None:
@@ -395,9 +403,9 @@ def _ignore_cache(root: Path) -> None:
         marker.write_text("# benchmark bundles (GBs): never committed\n*\n", encoding="utf-8")
 
 
-def _usable(path: Path) -> bool:
-    """A complete bundle this SDK still reads, exported at today's opset (older ones are rebuilt: a
-    benchmark must time the graphs the exporter writes now)."""
+def _usable(path: Path, kind: str) -> bool:
+    """A complete bundle of ``kind`` this SDK still reads, exported at today's opset (older ones are
+    rebuilt: a benchmark must time the graphs the exporter writes now)."""
     from showo_sdk.errors import ShowoError
     from showo_sdk.export.common import OPSET
     from showo_sdk.runtime.bundle import MANIFEST, load_bundle
@@ -414,30 +422,35 @@ def _usable(path: Path) -> bool:
         print(f"[models] rebuilding {path}: its graphs are opset {', '.join(old)}, the exporter writes {OPSET}",
               file=sys.stderr)
         return False
+    scheme = bundle.manifest.get("int8_scheme")
+    if scheme != BUNDLE_KINDS[kind][1]:
+        print(f"[models] rebuilding {path}: its int8 scheme is {scheme}, {kind} wants {BUNDLE_KINDS[kind][1]}",
+              file=sys.stderr)
+        return False
     return True
 
 
-def ensure_bundles(spec: ModelSpec, precisions: tuple[str, ...] = ("fp32",), root: Path | None = None,
+def ensure_bundles(spec: ModelSpec, kinds: tuple[str, ...] = ("fp32",), root: Path | None = None,
                    progress: bool = True) -> dict[str, Path]:
-    """Bundles of ``spec`` in each precision, exported on first use and reused afterwards."""
+    """Bundles of ``spec`` of each kind (:data:`BUNDLE_KINDS`), exported on first use and reused afterwards."""
     out: dict[str, Path] = {}
     _ignore_cache(cache_dir(root))
-    for precision in precisions:
-        path = bundle_dir(spec, precision, root)
-        if not _usable(path):
+    for kind in kinds:
+        if kind not in BUNDLE_KINDS:
+            raise ValueError(f"benchmarks build {tuple(BUNDLE_KINDS)} bundles, not {kind!r}")
+        path = bundle_dir(spec, kind, root)
+        if not _usable(path, kind):
             start = time.perf_counter()
             if spec.from_checkpoint:
-                _export_checkpoint(spec, path, precision, progress)
-            elif precision == "fp32":
+                _export_checkpoint(spec, path, kind, progress)
+            elif kind == "fp32":
                 _export_fp32(spec, path, progress)
-            elif precision == "int8":
-                src = ensure_bundles(spec, ("fp32",), root, progress)["fp32"]
-                _quantize_int8(spec, src, path, progress)
             else:
-                raise ValueError(f"benchmarks build fp32 and int8 bundles, not {precision!r}")
+                src = ensure_bundles(spec, ("fp32",), root, progress)["fp32"]
+                _quantize_int8(spec, src, path, kind, progress)
             gc.collect()
-            _say(progress, f"{precision} bundle ready in {time.perf_counter() - start:.1f} s: {path}")
-        out[precision] = path
+            _say(progress, f"{kind} bundle ready in {time.perf_counter() - start:.1f} s: {path}")
+        out[kind] = path
     return out
 
 
@@ -448,7 +461,8 @@ def bundle_bytes(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Build (or show) the benchmark bundles of one model spec.")
     add_model_args(parser)
-    parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
+    parser.add_argument("--precision", nargs="+", default=["fp32", "int8"], choices=list(BUNDLE_KINDS),
+                        help="bundle kinds: fp32, int8 (the exporter's default accurate scheme), int8-fast")
     parser.add_argument("--save-checkpoint", type=Path, metavar="DIR",
                         help="write the random model as a checkpoint in our format (for showo-export) instead; its "
                              "[MASK] logit is -1e4 (one fp32 ulp there is 1e-3), so export it with --tolerance 4e-3")

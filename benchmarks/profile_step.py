@@ -24,7 +24,8 @@ from common import print_table, save_plot, save_results, usable_cores  # noqa: E
 from models import add_model_args, add_output_args, ensure_bundles, results_name, spec_from_args  # noqa: E402
 
 #: Operators that multiply matrices (everything else is element-wise or data movement).
-MATMUL_OPS = ("MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulInteger", "MatMulNBits", "Gemm")
+MATMUL_OPS = ("MatMul", "FusedMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger",
+              "MatMulNBits", "Gemm")
 
 
 def op_times(profile: list[dict[str, Any]]) -> tuple[dict[str, float], int]:
@@ -110,7 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     add_model_args(parser)
     parser.add_argument("--steps", type=int, default=3, help="profiled MaskGIT steps (default 3)")
-    parser.add_argument("--precisions", default="fp32,int8", help="bundles to profile (default fp32,int8)")
+    parser.add_argument("--precisions", default="fp32,int8,int8-fast",
+                        help="bundle kinds to profile (default fp32,int8,int8-fast)")
     parser.add_argument("--threads", type=int, default=None, help="threads (default all cores)")
     parser.add_argument("--repeat", type=int, default=1, help="profiled calls of --steps steps (default 1)")
     add_output_args(parser, "profile_step")

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flops  # noqa: E402
 from bench_t2i import runtime_text_columns  # noqa: E402
 from common import print_table, run_child, save_plot, save_results, usable_cores  # noqa: E402
-from models import ModelSpec, add_model_args, add_output_args, ensure_bundles, results_name, spec_from_args  # noqa: E402
+from models import (BUNDLE_KINDS, ModelSpec, add_model_args, add_output_args, ensure_bundles,  # noqa: E402
+                    results_name, spec_from_args)
 
 HERE = Path(__file__).resolve().parent
 TARGET_FRACTION = 0.70
@@ -168,8 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     peak = peaks["sgemm_peak_gflops"]
     nominal = nominal_peak(_cpu_mhz(), threads)
 
-    precisions = tuple(p for p in ("fp32", "int8") if f"ort-{p}" in variants)
-    bundles = ensure_bundles(spec, precisions, args.cache_dir) if precisions else {}
+    kinds = tuple(k for k in BUNDLE_KINDS if f"ort-{k}" in variants)
+    bundles = ensure_bundles(spec, kinds, args.cache_dir) if kinds else {}
     base = {"spec": spec.describe(), "threads": threads, "steps": args.steps, "guidance": 1.75, "batch": 1,
             "repeat": repeat, "warmup": 1, "greedy": False, "seed": 0}
     t2i: dict[str, Any] = {}
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
             r = run_child(HERE / "bench_mmu.py", {
                 "spec": spec.describe(), "threads": threads, "tokens": args.mmu_tokens, "question_len": 16, "batch": 1,
                 "repeat": repeat, "warmup": 1, "variant": v, "bundle": str(bundles[v[4:]])})
-            weights = _decode_weight_bytes(config, "int8" if v.endswith("int8") else "fp32")
+            weights = _decode_weight_bytes(config, v[4:] if v.startswith("ort-") else "fp32")
             per_token_s = r["decode_ms_per_token"] * 1e-3
             mmu[v] = {"decode_ms_per_token": r["decode_ms_per_token"], "weight_bytes_per_token": weights,
                       "gb_per_s": weights / per_token_s / 1e9,
@@ -256,11 +257,15 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {path}")
 
 
-def _decode_weight_bytes(config, precision: str) -> float:
-    """Bytes of weights one decode step reads: every layer's matrices + the full lm_head (+1 embedding row)."""
+def _decode_weight_bytes(config, kind: str) -> float:
+    """Bytes of weights one decode step reads: every layer's matrices + the full lm_head (+1 embedding row).
+
+    ``kind`` as in BUNDLE_KINDS: int8-fast stores one int8 byte per weight, the accurate int8 scheme two
+    (the weight and its int8 residual), fp32 four.
+    """
     tc = config.transformer
     d, m = tc.hidden_size, tc.intermediate_size
-    per = 1 if precision == "int8" else 4
+    per = {"int8-fast": 1, "int8": 2}.get(kind, 4)
     return float(tc.num_layers * (4 * d * d + 2 * d * m) * per + d * tc.vocab_size * per)
 
 

@@ -14,6 +14,7 @@ from showo_sdk.errors import CheckpointError, ConfigError, InputError, ShowoErro
 
 from .common import MAX_BATCH
 from .exporter import PRECISIONS, ExportOptions, ExportResult, export_checkpoint
+from .quantize import INT8_SCHEMES
 from .validate import FP32_TOLERANCE
 
 PROG = "showo-export"
@@ -32,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="transformer graphs: fp32 (default), int8 (dynamic int8 for CPU), fp16 (for GPUs); "
                         "VQ graphs are always fp32")
+    p.add_argument("--int8-scheme", choices=INT8_SCHEMES, default=None,
+                   help="with --precision int8: accurate (default; activations and weights split into two int8 "
+                        "parts, three int8 products: greedy codes as fp32's, ~2x an fp32 step) or fast (one int8 "
+                        "product: ~4.6x an fp32 step, but 13-15%% of the shipped model's greedy codes change)")
     trt = p.add_mutually_exclusive_group()
     trt.add_argument("--tensorrt", dest="tensorrt", action="store_const", const="require",
                      help="also build TensorRT engines (TensorRT and an NVIDIA GPU required; fails without them)")
@@ -86,14 +91,19 @@ def format_table(result: ExportResult) -> str:
     trt = result.manifest["tensorrt"]
     if trt["requested"]:
         out.append("TensorRT engines: built" if trt["built"] else f"TensorRT engines: not built: {trt.get('reason')}")
-    out.append(f"bundle: {result.bundle} ({result.manifest['precision']})")
+    scheme = result.manifest.get("int8_scheme")
+    out.append(f"bundle: {result.bundle} ({result.manifest['precision']}{f', {scheme} scheme' if scheme else ''})")
     return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.int8_scheme and args.precision != "int8":
+        parser.error(f"--int8-scheme applies to --precision int8, not {args.precision}")
     try:
-        options = ExportOptions(precision=args.precision, tensorrt=args.tensorrt, force=args.force,
+        options = ExportOptions(precision=args.precision, int8_scheme=args.int8_scheme or INT8_SCHEMES[0],
+                                tensorrt=args.tensorrt, force=args.force,
                                 tolerance=args.tolerance, max_batch=args.max_batch, progress=not args.quiet)
         result = export_checkpoint(args.checkpoint, args.out, llm_config=args.llm_config, tokenizer=args.tokenizer,
                                    vq=args.vq, options=options)

@@ -32,7 +32,7 @@ from .common import MAX_BATCH, Graph, export_graph
 from .decode_step import DecodeStep
 from .forward import cast_model
 from .mmu_prefill import MMUPrefill
-from .quantize import quantize_int8
+from .quantize import INT8_SCHEMES, quantize_int8
 from .sources import Sources, load_sources
 from .t2i_prefix import T2IPrefix
 from .t2i_step import T2IStep
@@ -52,6 +52,7 @@ class ExportOptions:
     """Choices of one export; ``tensorrt``: None (no engines), "require" (fail without TensorRT) or "auto"."""
 
     precision: str = "fp32"
+    int8_scheme: str = INT8_SCHEMES[0]  # with precision int8: "accurate" (three int8 products) or "fast" (one)
     tensorrt: str | None = None
     force: bool = False
     tolerance: float = FP32_TOLERANCE
@@ -62,6 +63,8 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.int8_scheme not in INT8_SCHEMES:
+            raise InputError(f"int8_scheme must be one of {INT8_SCHEMES}, got {self.int8_scheme!r}")
         if self.tensorrt not in (None, *TENSORRT_MODES):
             raise InputError(f"tensorrt must be None, 'require' or 'auto', got {self.tensorrt!r}")
         if self.tensorrt and self.precision == "int8":
@@ -202,7 +205,7 @@ class _Run:
             self.fp32_sources[graph.name] = check_graph(graph, src, "fp32", self.options.tolerance)
             dst = self.tmp / _file_name(graph.name, "int8")
             start = time.perf_counter()
-            quantize_int8(src, dst)
+            quantize_int8(src, dst, self.options.int8_scheme)
             store.add(dst)
             row = self.rows[graph.name]
             row.export_s += time.perf_counter() - start
@@ -267,8 +270,9 @@ class _Run:
             "graphs": {n: c.to_json() for n, c in self.checks.items()}, "generation": generation}
         if self.fp32_sources:
             validation["fp32_source_graphs"] = {n: c.to_json() for n, c in self.fp32_sources.items()}
+        quantization = {"int8_scheme": self.options.int8_scheme} if self.options.precision == "int8" else {}
         return write_manifest(self.tmp, {
-            "created": creation_info(self.sources.describe()), "precision": self.options.precision,
+            "created": creation_info(self.sources.describe()), "precision": self.options.precision, **quantization,
             "model": model_section(self.sources.config, self.sources.vq.config),
             "tokenizer": {"file": "tokenizer.json", "text_vocab_size": tok.text_vocab_size, "bos_id": tok.bos_id},
             "graphs": graphs, "weights": self.weights, "validation": validation, "tensorrt": tensorrt})

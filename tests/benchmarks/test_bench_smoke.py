@@ -86,12 +86,12 @@ def test_cuda_bench_dry_run_on_the_cpu(tmp_path):
 @pytest.mark.slow
 def test_runtime_variants_roofline_scaling(tmp_path):
     data = run("bench_t2i.py", "--steps", "2", "--warmup", "1", "--greedy", tmp=tmp_path)
-    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8"}
+    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast"}
     assert T2I_KEYS <= set(data["timings"]["ort-fp32"])
     assert data["greedy_agreement_vs_cached"]["ort-fp32"] == 1.0
-    assert set(data["bundles"]) == {"fp32", "int8"}
+    assert set(data["bundles"]) == {"fp32", "int8", "int8-fast"}
     data = run("bench_mmu.py", "--tokens", "4", "--warmup", "1", tmp=tmp_path)
-    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8"}
+    assert set(data["timings"]) == {"official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast"}
     assert data["greedy_agreement_vs_cached"]["ort-fp32"] == 1.0
     data = run("roofline.py", "--steps", "2", "--mmu-tokens", "3", "--quick", tmp=tmp_path)
     assert data["peaks"]["sgemm_peak_gflops"] > 0 and data["stages"] and "target" in data
@@ -101,7 +101,8 @@ def test_runtime_variants_roofline_scaling(tmp_path):
     data = run("profile_step.py", "--steps", "2", tmp=tmp_path)
     for r in data["results"].values():
         assert r["per_op_ms"] and 0 < r["matmul_share"] <= 1 and r["kernel_ms_per_step"] > 0
-    assert "DynamicQuantizeMatMul" in data["results"]["int8"]["per_op_ms"]  # the int8 graph is really quantized
+    assert "MatMulIntegerToFloat" in data["results"]["int8"]["per_op_ms"]  # the int8 graphs are really quantized
+    assert "DynamicQuantizeMatMul" in data["results"]["int8-fast"]["per_op_ms"]
 
 
 def test_memory_default_vs_low_memory(tiny, tmp_path):

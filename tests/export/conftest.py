@@ -51,3 +51,23 @@ def bundle_int8(tiny, tmp_path_factory) -> tuple[Path, str]:
         code = main([str(tiny.checkpoint), "--out", str(out), "--precision", "int8", "--quiet"])
     assert code == 0, stdout.getvalue()
     return out, stdout.getvalue()
+
+
+@pytest.fixture(scope="session")
+def random_feed():
+    """``feed(graph, rng)``: random inputs for an ORT graph at batch 2 and 5 columns for every other dynamic axis."""
+    import numpy as np
+
+    def feed(graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        out = {}
+        for t in graph.session.get_inputs():
+            shape = [2 if d == "batch" else (5 if isinstance(d, str) or d is None else d) for d in t.shape]
+            if t.type == "tensor(int64)":
+                out[t.name] = np.ones(shape, np.int64) if "mask" in t.name else rng.integers(0, 40, size=shape)
+                if t.name == "position_ids":
+                    out[t.name] = np.full(shape, 30, np.int64)
+            else:
+                out[t.name] = rng.standard_normal(shape).astype(np.float32)
+        return out
+
+    return feed

@@ -98,6 +98,20 @@ def test_bad_precision_is_an_argparse_error(capsys, tiny, tmp_path):
     assert exc.value.code == 2
 
 
+def test_int8_scheme_needs_int8_and_a_known_name(capsys, tiny, tmp_path):
+    for extra in (["--int8-scheme", "fast"], ["--precision", "int8", "--int8-scheme", "int4"]):
+        with pytest.raises(SystemExit) as exc:
+            main([str(tiny.checkpoint), "--out", str(tmp_path / "b"), *extra])
+        assert exc.value.code == 2
+    assert "--int8-scheme applies to --precision int8, not fp32" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    from showo_sdk.errors import InputError
+    from showo_sdk.export import ExportOptions
+
+    with pytest.raises(InputError, match="int8_scheme must be one of"):
+        ExportOptions(precision="int8", int8_scheme="int4")
+
+
 def test_tensorrt_with_int8_refused(capsys, tiny, tmp_path):
     code, _, err = run_cli(capsys, tiny.checkpoint, "--out", tmp_path / "b", "--precision", "int8", "--tensorrt")
     assert code == 2
@@ -129,7 +143,7 @@ def test_int8_export_table_and_bundle(bundle_int8):
     for name in ("vq_encoder.onnx", "vq_decoder.onnx", "t2i_prefix.int8.onnx", "t2i_step.int8.onnx",
                  "mmu_prefill.int8.onnx", "decode_step.int8.onnx"):
         assert name in table
-    assert "max |diff|" in table and "greedy decoding vs PyTorch fp32" in table
+    assert "max |diff|" in table and "greedy decoding vs PyTorch fp32" in table and "(int8, accurate scheme)" in table
     bundle = load_bundle(out)
     assert bundle.precision == "int8"
     assert {n: g.precision for n, g in bundle.graphs.items()} == {

@@ -1,4 +1,8 @@
-"""The int8 variant: quantized transformer graphs, fp32 VQ graphs, agreement figures in the manifest."""
+"""The int8 variants: quantized transformer graphs, fp32 VQ graphs, agreement figures in the manifest.
+
+The bundle fixture is the default ("accurate") scheme; the "fast" scheme is checked on graphs
+quantized from the fp32 bundle, and both schemes' products on a hand-built graph against fp32.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import numpy as np
 import onnx
 import pytest
 
+from showo_sdk.export.quantize import INT8_SCHEMES, quantize_int8, split_weight
+from showo_sdk.runtime.backends import Graphs
 from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS
 
 
@@ -20,14 +26,94 @@ def manifest(bundle_int8):
 def test_int8_graphs_are_quantized_and_checked(bundle_int8, manifest, name):
     entry = manifest["graphs"][name]
     assert entry["file"] == f"{name}.int8.onnx" and entry["precision"] == "int8"
+    assert manifest["int8_scheme"] == "accurate" == INT8_SCHEMES[0]
     path = bundle_int8[0] / entry["file"]
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(str(path), load_external_data=False)
-    ops = {n.op_type for n in model.graph.node}
-    assert "DynamicQuantizeMatMul" in ops
+    ops = [n.op_type for n in model.graph.node]
+    assert "DynamicQuantizeMatMul" not in ops and "MatMul" in ops  # the attention score products stay float
+    residuals = [t for t in model.graph.initializer if t.name.endswith("_int8_residual")]
+    assert ops.count("MatMulIntegerToFloat") == 3 * len(residuals) > 0  # three int8 products per weight
+    # each activation is split once, however many products read it (q, k, v and fc1 share theirs)
+    assert ops.count("DynamicQuantizeLinear") == 2 * ops.count("DequantizeLinear") < 2 * len(residuals)
     int8 = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert int8 and all(t.data_location == onnx.TensorProto.EXTERNAL for t in int8)
     assert entry["external_data"]["file"] == "transformer.int8.data"
+
+
+def _linear_graph(tmp_path, rng, k=96, n=80):
+    """``y = x @ w + bias`` as MatMul + Add, saved with its fp32 weights: what the quantizer rewrites."""
+    from onnx import helper as h
+    from onnx import numpy_helper as nph
+
+    w = (rng.standard_normal((k, n)) * np.linspace(0.01, 0.5, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    graph = h.make_graph([h.make_node("MatMul", ["x", "w"], ["mm"]), h.make_node("Add", ["mm", "bias"], ["y"])], "g",
+                         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["rows", k])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["rows", n])],
+                         [nph.from_array(w, "w"), nph.from_array(bias, "bias")])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 20)])
+    model.ir_version = 9
+    src = tmp_path / "linear.onnx"
+    onnx.save_model(model, str(src))
+    return src, w, bias
+
+
+def test_schemes_on_one_linear_layer(tmp_path):
+    """accurate: ~15-bit products (errors ~1/100 of fast's); both fold the bias Add into a product."""
+    rng = np.random.default_rng(0)
+    src, w, bias = _linear_graph(tmp_path, rng)
+    x = (rng.standard_normal((7, 96)) * np.linspace(0.1, 4, 96)).astype(np.float32)
+    x[3, 5] = 40.0  # an outlier row: per-tensor activation scales are coarse for every other value
+    want = x.astype(np.float64) @ w + bias
+    errors = {}
+    for scheme in INT8_SCHEMES:
+        dst = tmp_path / f"linear.{scheme}.onnx"
+        assert quantize_int8(src, dst, scheme) == 1
+        model = onnx.load(str(dst), load_external_data=False)
+        ops = [n.op_type for n in model.graph.node]
+        assert "Add" not in ops or scheme == "accurate"  # fast: one DynamicQuantizeMatMul, bias inside
+        products = [n for n in model.graph.node if n.domain == "com.microsoft"]
+        biased = [n for n in products if n.input[-1] == "bias"]
+        assert len(products) == (3 if scheme == "accurate" else 1) and len(biased) == 1
+        got = Graphs.from_paths({"g": dst})["g"].run({"x": x})["y"]
+        errors[scheme] = np.abs(got - want).max() / np.abs(want).max()
+    assert errors["fast"] > 1e-3  # int8 rounding of the activations and weights shows
+    assert errors["accurate"] < 2e-4 and errors["accurate"] * 50 < errors["fast"]  # measured: 8.0e-5 vs 1.15e-2
+
+
+def test_quantize_rejects_an_unknown_scheme(tmp_path):
+    from showo_sdk.export.common import ExportError
+
+    src, _, _ = _linear_graph(tmp_path, np.random.default_rng(0))
+    with pytest.raises(ExportError, match="int8 scheme must be one of"):
+        quantize_int8(src, tmp_path / "out.onnx", "int4")
+
+
+def test_split_weight_residual_is_a_second_int8_step():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(64, 48)).astype(np.float32) * np.linspace(0.01, 3, 48, dtype=np.float32)
+    q1, s1, q2, s2 = split_weight(w)
+    assert q1.dtype == q2.dtype == np.int8 and s1.shape == s2.shape == (48,)
+    assert np.all(s2 <= s1 / 254 * 1.0001)  # the residual is within half a step of q1: 1/254 of its range
+    err = np.abs(q1 * s1 + q2 * s2 - w)
+    assert err.max() <= (s2 / 2).max() + 1e-7 and err.max() < np.abs(q1 * s1 - w).max() / 100
+
+
+@pytest.mark.parametrize("name", ("t2i_step", "decode_step"))
+def test_fast_scheme_graphs(bundle_fp32, tmp_path, name, random_feed):
+    """The one-product scheme from the fp32 bundle's graphs: DynamicQuantizeMatMul with biases inside, and
+    its logits' argmax mostly the fp32 graph's (the accurate scheme's are checked in the bundle above)."""
+    dst = tmp_path / f"{name}.int8.onnx"
+    count = quantize_int8(bundle_fp32 / f"{name}.onnx", dst, "fast")
+    model = onnx.load(str(dst), load_external_data=False)
+    products = [n for n in model.graph.node if n.op_type == "DynamicQuantizeMatMul"]
+    assert len(products) == count and not any(n.op_type == "MatMulIntegerToFloat" for n in model.graph.node)
+    assert sum(len(n.input) == 5 and n.input[4] != "" for n in products) >= 2  # fc1/fc2 biases at least
+    graphs = Graphs.from_paths({"fp32": bundle_fp32 / f"{name}.onnx", "int8": dst})
+    feed = random_feed(graphs["fp32"], np.random.default_rng(0))
+    want, got = graphs["fp32"].run(feed)["logits"], graphs["int8"].run(feed)["logits"]
+    assert np.abs(got - want).max() < 0.5 and (got.argmax(-1) == want.argmax(-1)).mean() >= 0.5
 
 
 def test_quantize_weight_is_symmetric_per_column():
@@ -51,9 +137,8 @@ def test_int8_validation_report(manifest):
     for name in ("t2i_step", "mmu_prefill", "decode_step"):
         assert validation["graphs"][name]["logits_argmax_agreement"] >= 0.5
     gen = validation["generation"]
-    assert 0.5 <= gen["t2i_code_agreement"] <= 1.0
-    assert 0.3 <= gen["mmu_token_agreement"] <= 1.0
-    assert gen["target"] == 0.97 and isinstance(gen["meets_target"], bool)
+    assert gen["target"] == 0.97 and gen["meets_target"] is True  # the accurate scheme decodes as fp32 does
+    assert gen["t2i_code_agreement"] >= 0.97 and gen["mmu_token_agreement"] >= 0.97
 
 
 def test_int8_bundle_runs_in_the_runtime(bundle_int8, tiny):

@@ -13,22 +13,8 @@ from showo_sdk.runtime.backends import Graphs
 from showo_sdk.runtime.bundle import TRANSFORMER_GRAPHS
 
 
-def _feed(graph, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Random inputs at batch 2 and 5 columns for every dynamic axis but the batch."""
-    feed = {}
-    for t in graph.session.get_inputs():
-        shape = [2 if d == "batch" else (5 if isinstance(d, str) or d is None else d) for d in t.shape]
-        if t.type == "tensor(int64)":
-            feed[t.name] = np.ones(shape, np.int64) if "mask" in t.name else rng.integers(0, 40, size=shape)
-            if t.name == "position_ids":
-                feed[t.name] = np.full(shape, 30, np.int64)
-        else:
-            feed[t.name] = rng.standard_normal(shape).astype(np.float32)
-    return feed
-
-
 @pytest.mark.parametrize("name", TRANSFORMER_GRAPHS)
-def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path, name):
+def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path, name, random_feed):
     """Our fp32 graphs (opset 20) already carry the standard tanh Gelu; the pass leaves their numbers alone."""
     for f in bundle_fp32.iterdir():
         if f.name.endswith((".onnx", ".data")):
@@ -43,7 +29,7 @@ def test_fused_fp32_graph_computes_what_the_graph_computes(bundle_fp32, tmp_path
     onnx.save_model(model, str(tmp_path / f"{name}.fused.onnx"))
     onnx.checker.check_model(str(tmp_path / f"{name}.fused.onnx"), full_check=True)
     graphs = Graphs.from_paths({"plain": tmp_path / f"{name}.onnx", "fused": tmp_path / f"{name}.fused.onnx"})
-    feed = _feed(graphs["plain"], np.random.default_rng(0))
+    feed = random_feed(graphs["plain"], np.random.default_rng(0))
     plain, fused = graphs["plain"].run(feed), graphs["fused"].run(feed)
     assert plain.keys() == fused.keys()
     for k in plain:
@@ -89,11 +75,13 @@ def test_int8_graphs_carry_the_fused_operators(bundle_int8, name):
     model = onnx.load(str(bundle_int8[0] / f"{name}.int8.onnx"), load_external_data=False)
     ops = [n.op_type for n in model.graph.node]
     assert "Gelu" in ops and "Tanh" not in ops and "SkipLayerNormalization" not in ops  # slow on ORT CPU
-    products = [n for n in model.graph.node if n.op_type == "DynamicQuantizeMatMul"]
-    # every bias rides inside its product (fc1 and fc2 at least, per layer); no Add pass adds one after it
-    assert sum(len(n.input) == 5 and bool(n.input[4]) for n in products) >= 2 * ops.count("Gelu")
-    assert not [n for n in model.graph.node if n.op_type == "Add" and set(n.input) & {p.output[0] for p in products}
-                and any(i in {t.name for t in model.graph.initializer} for i in n.input)]
+    products = [n for n in model.graph.node if n.op_type == "MatMulIntegerToFloat"]
+    # every bias rides inside a product (fc1 and fc2 at least, per layer); no Add pass adds one after a product sum
+    assert sum(len(n.input) == 7 and bool(n.input[6]) for n in products) >= 2 * ops.count("Gelu")
+    outputs = {p.output[0] for p in products}
+    sums = {n.output[0] for n in model.graph.node if n.op_type == "Add" and set(n.input) & outputs}
+    inits = {t.name for t in model.graph.initializer}
+    assert not [n for n in model.graph.node if n.op_type == "Add" and set(n.input) & sums and set(n.input) & inits]
 
 
 def test_nothing_to_fuse_leaves_the_graph_alone():
