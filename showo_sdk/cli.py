@@ -156,7 +156,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         args.engine = ensure_bundle(checkpoint, progress=not args.quiet, shipped=args.checkpoint is None)
     rt = _runtime(args)
     out = Path(args.out)
-    print(f"engine: {rt.bundle.root} ({rt.backend}, {rt.bundle.precision})")
+    scheme = rt.bundle.manifest.get("int8_scheme")  # int8 bundles: "accurate" or "fast"
+    print(f"engine: {rt.bundle.root} ({rt.backend}, {rt.bundle.precision}{f' {scheme}' if scheme else ''})")
     image = rt.generate(args.prompt, **_sampling(args))
     _timings(rt, args)
     print(f"generated: {_save(image, str(out / 'generated.png'))}  ({args.prompt!r}, seed {rt.last_seed})")

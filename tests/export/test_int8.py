@@ -153,3 +153,14 @@ def test_int8_bundle_runs_in_the_runtime(bundle_int8, tiny):
     image = np.zeros((1, config.num_image_tokens), dtype=np.int64)
     tokens = rt.understand_ids(image, rt.prompting.mmu_question_ids("What?"), max_new_tokens=5)
     assert 1 <= len(tokens[0]) <= 5
+
+
+def test_demo_names_the_int8_scheme(bundle_int8, tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "showo_sdk.cli", "demo", "--engine", str(bundle_int8[0]), "--out",
+                          str(tmp_path), "--steps", "2", "--max-new-tokens", "3", "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "(ort-cpu, int8 accurate)" in res.stdout
