@@ -91,7 +91,8 @@ def main() -> None:
     results = {v: run_child(__file__, {**base, "variant": v}) for v in VARIANTS}
     manifest = json.loads((Path(engine) / "manifest.json").read_text())
     model = manifest["model"]["config"]["transformer"]
-    desc = (f"{model['num_layers']} layers, hidden {model['hidden_size']}, {manifest['precision']}, "
+    kind = manifest["precision"] + ("-fast" if manifest.get("int8_scheme") == "fast" else "")  # as benchmarks/models
+    desc = (f"{model['num_layers']} layers, hidden {model['hidden_size']}, {kind}, "
             f"weights file {results['default']['weights_file_mb']:.0f} MiB, {args.threads} threads")
     print(f"Runtime with all four transformer graphs loaded: {desc} (median of {args.repeat})")
     rows = [[v, r["load_s"], r["anon_mb"], r["file_mb"], r["t2i_ms"], r["mmu_ms"]] for v, r in results.items()]
@@ -101,7 +102,7 @@ def main() -> None:
     ratios = {"anon_memory": lm["anon_mb"] / d["anon_mb"], "t2i_time": lm["t2i_ms"] / d["t2i_ms"],
               "mmu_time": lm["mmu_ms"] / d["mmu_ms"], "load_time": lm["load_s"] / max(d["load_s"], 1e-9)}
     print("low_memory / default: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
-    name = args.name or f"memory_{model['num_layers']}l_{manifest['precision']}"
+    name = args.name or f"memory_{model['num_layers']}l_{kind}"
     path = save_results(name, {"bundle": str(engine), "description": desc, "settings": base, "results": results,
                                "low_memory_over_default": ratios}, args.out_dir)
     print(f"wrote {path}")
