@@ -73,7 +73,7 @@ class Runtime:
     verified (checksums, format version, graph names, dtypes and shapes) before anything runs.
     ``low_memory=True`` (ONNX Runtime CPU): graphs compute from the memory-mapped weights file
     instead of private prepacked copies: one copy of the weights for all graphs, loads in a blink;
-    fp32 calls ~8% slower, int8 calls 1.4-1.8x slower (fast int8 scheme; figures in the README).
+    fp32 calls ~8% slower, int8 calls 1.3-2.4x slower (figures in the README).
     """
 
     def __init__(self, path: str | os.PathLike, backend: str = "auto", num_threads: int | None = None,
