@@ -69,9 +69,8 @@ def split_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return q1, s1, q2, s2
 
 
-def _fast_product(x: str, w: str, out: str, bias: str | None, name: str,
-                  shared: dict[str, str]) -> list[onnx.NodeProto]:
-    """``out = x @ w (+ bias)`` as one DynamicQuantizeMatMul (it quantizes ``x`` itself; ``shared`` unused)."""
+def _fast_product(x: str, w: str, out: str, bias: str | None, name: str) -> list[onnx.NodeProto]:
+    """``out = x @ w (+ bias)`` as one DynamicQuantizeMatMul (it quantizes ``x`` itself)."""
     inputs = [x, w + "_int8", w + "_scale"] + (["", bias] if bias else [])
     return [helper.make_node("DynamicQuantizeMatMul", inputs, [out], name=name, domain=MS_DOMAIN)]
 
@@ -170,7 +169,6 @@ def quantize_int8(src: Path, dst: Path, scheme: str = INT8_SCHEMES[0]) -> int:
         tmp.unlink(missing_ok=True)
     del graph.initializer[:]
     graph.initializer.extend(new_inits)
-    write = _fast_product if scheme == "fast" else _accurate_product
     index = GraphIndex(graph)
     replaced: dict[int, list[onnx.NodeProto]] = {}
     shared: dict[str, str] = {}
@@ -178,8 +176,8 @@ def quantize_int8(src: Path, dst: Path, scheme: str = INT8_SCHEMES[0]) -> int:
         if n.op_type == "MatMul" and n.input[1] in targets:
             bias = _bias_after(index, n)
             out = bias[0].output[0] if bias else n.output[0]
-            replaced[id(n)] = write(n.input[0], n.input[1], out, bias and bias[1], (n.name or n.input[1]) + "_int8",
-                                    shared)
+            args = (n.input[0], n.input[1], out, bias and bias[1], (n.name or n.input[1]) + "_int8")
+            replaced[id(n)] = _fast_product(*args) if scheme == "fast" else _accurate_product(*args, shared)
             if bias:
                 replaced[id(bias[0])] = []
     nodes = [m for n in graph.node for m in replaced.get(id(n), [n])]
