@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import BundleError, CheckpointError, ConfigError, InputError, ShowoError
+from .utils.atomic import atomic_path
 
 PROG = "showo"
 SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "shapes"
@@ -90,11 +91,32 @@ def _runtime(args: argparse.Namespace):
     return Runtime(engine, backend=args.backend, num_threads=args.threads, low_memory=args.low_memory)
 
 
-def _save(image, path: str) -> Path:
+def _read_image(path: str, name: str = "image", mode: str = "RGB"):
+    """Read an input image before the engine is prepared, so a wrong path fails at once, not after an export."""
+    from .runtime import validation
+
+    return validation.image(path, name, mode)
+
+
+def _writable(path: str | Path) -> Path:
+    """Check that a PNG can be written at ``path`` (creating its folder) before the work that produces it."""
     out = Path(path)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        image.save(out, format="PNG")
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc}") from None
+    if out.is_dir():
+        raise InputError(f"cannot write {out}: it is a directory; give the path of a .png file")
+    if not os.access(out.parent, os.W_OK):
+        raise InputError(f"cannot write {out}: no permission to write in {out.parent}")
+    return out
+
+
+def _save(image, out: Path) -> Path:
+    """Write the PNG through a temp file and a rename: a file already at ``out`` is only replaced by a whole one."""
+    try:
+        with atomic_path(out) as tmp:
+            image.save(tmp, format="PNG")
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot write {out}: {exc}") from None
     return out
@@ -112,24 +134,28 @@ def _timings(rt, args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    out = _writable(args.output)
     rt = _runtime(args)
     image = rt.generate(args.prompt, **_sampling(args))
     _timings(rt, args)
-    print(_save(image, args.output))
+    print(_save(image, out))
 
 
 def cmd_inpaint(args: argparse.Namespace) -> None:
+    picture, mask = _read_image(args.image), _read_image(args.mask, "mask", mode="L")
+    out = _writable(args.output)
     rt = _runtime(args)
-    image = rt.inpaint(args.image, args.mask, args.prompt, **_sampling(args))
+    image = rt.inpaint(picture, mask, args.prompt, **_sampling(args))
     _timings(rt, args)
-    print(_save(image, args.output))
+    print(_save(image, out))
 
 
 def cmd_extrapolate(args: argparse.Namespace) -> None:
+    picture, out = _read_image(args.image), _writable(args.output)
     rt = _runtime(args)
-    image = rt.extrapolate(args.image, args.prompt, direction=args.direction, offset=args.offset, **_sampling(args))
+    image = rt.extrapolate(picture, args.prompt, direction=args.direction, offset=args.offset, **_sampling(args))
     _timings(rt, args)
-    print(_save(image, args.output))
+    print(_save(image, out))
 
 
 def _answer(rt, image, question: str, args: argparse.Namespace) -> str:
@@ -147,25 +173,27 @@ def _answer(rt, image, question: str, args: argparse.Namespace) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> None:
-    _answer(_runtime(args), args.image, args.question, args)
+    picture = _read_image(args.image)
+    _answer(_runtime(args), picture, args.question, args)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    generated, extrapolated = _writable(out / "generated.png"), _writable(out / "extrapolated.png")
     if args.engine is None:
         checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_MODEL
         args.engine = ensure_bundle(checkpoint, progress=not args.quiet, shipped=args.checkpoint is None)
     rt = _runtime(args)
-    out = Path(args.out)
     scheme = rt.bundle.manifest.get("int8_scheme")  # int8 bundles: "accurate" or "fast"
     print(f"engine: {rt.bundle.root} ({rt.backend}, {rt.bundle.precision}{f' {scheme}' if scheme else ''})")
     image = rt.generate(args.prompt, **_sampling(args))
     _timings(rt, args)
-    print(f"generated: {_save(image, str(out / 'generated.png'))}  ({args.prompt!r}, seed {rt.last_seed})")
+    print(f"generated: {_save(image, generated)}  ({args.prompt!r}, seed {rt.last_seed})")
     print(f"Q: {args.question}\nA: ", end="", flush=True)
     _answer(rt, image, args.question, args)
     wide = rt.extrapolate(image, args.prompt, direction="right", **_sampling(args))
     _timings(rt, args)
-    print(f"extrapolated: {_save(wide, str(out / 'extrapolated.png'))}  ({wide.width}x{wide.height}, right)")
+    print(f"extrapolated: {_save(wide, extrapolated)}  ({wide.width}x{wide.height}, right)")
 
 
 def _common(p: argparse.ArgumentParser, engine_help: str) -> None:

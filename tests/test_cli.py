@@ -138,10 +138,10 @@ def test_demo_without_the_shipped_model_says_so(tmp_path):
     (("generate", "a red circle", "--steps", "0"), "steps must be an int in [1, 1000]"),
     (("generate", "", "--steps", "2"), "prompt is empty"),
     (("ask", "/nonexistent.png", "What?"), "does not exist"),
-    (("extrapolate", "/nonexistent.png", "x", "--offset", "9"), "offset"),
+    (("extrapolate", "{png}", "x", "--offset", "9"), "offset"),
 ])
-def test_bad_input_exits_2_with_one_line(tiny, args, match):
-    res = showo(*args, "--engine", tiny.bundle)
+def test_bad_input_exits_2_with_one_line(tiny, generated, args, match):
+    res = showo(*(a.format(png=generated) for a in args), "--engine", tiny.bundle)
     assert res.returncode == 2
     assert match in res.stderr and "Traceback" not in res.stderr
     assert res.stderr.count("\n") == 1
@@ -163,3 +163,33 @@ def test_demo_exports_on_first_use(tiny, tmp_path):
     res = showo("demo", "--checkpoint", tiny.checkpoint, "--out", tmp_path / "demo2", "--steps", 2, "--quiet", env=env)
     assert res.returncode == 0, res.stderr
     assert "exporting" not in res.stderr, res.stderr  # the cached bundle is reused
+
+
+@pytest.mark.parametrize("args,match", [
+    (("ask", "/nonexistent.png", "What?"), "does not exist"),
+    (("inpaint", "/nonexistent.png", "/nonexistent-mask.png", "x"), "does not exist"),
+    (("extrapolate", "/nonexistent.png", "x"), "does not exist"),
+    (("generate", "a red circle", "-o", "{tmp}/a-file.txt/out.png"), "cannot write"),
+    (("generate", "a red circle", "-o", "{tmp}"), "it is a directory"),
+    (("demo", "--out", "{tmp}/a-file.txt"), "cannot write"),
+])
+def test_bad_paths_fail_before_the_default_engine_is_exported(tmp_path, args, match):
+    (tmp_path / "a-file.txt").write_text("not a folder")
+    cache = tmp_path / "cache"
+    res = showo(*(a.format(tmp=tmp_path) for a in args), "--quiet", env={"SHOWO_CACHE": str(cache)}, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert match in res.stderr and "exporting" not in res.stderr and "Traceback" not in res.stderr
+    assert not cache.exists() or not any(cache.iterdir())  # no bundle was started
+
+
+def test_a_failed_save_leaves_the_previous_png_whole(tmp_path):
+    from showo_sdk.cli import _save
+    from showo_sdk.errors import InputError
+
+    target = tmp_path / "out.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(target)
+    before = target.read_bytes()
+    with pytest.raises(InputError, match="cannot write"):
+        _save(Image.new("F", (8, 8)), target)  # PIL cannot write a float image as PNG
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp file left beside it
