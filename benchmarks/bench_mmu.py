@@ -11,7 +11,8 @@
 Reported: time to first token (TTFT: prefill + the first pick), decode tokens/s after it, overall
 tokens/s (all new tokens / whole call), ratios to ``official`` (same run), peak RSS. Greedy; the
 eot id is [MASK], which the random models never emit, so every run makes exactly ``--tokens``.
-Each variant runs in its own process; medians of ``--repeat`` runs after a 2-token warm-up.
+Each variant runs in its own process; medians of ``--repeat`` runs after a 2-token warm-up;
+``--rounds R`` repeats the list R times in rotated order and reports each round's ratios too.
 Run: ``python benchmarks/bench_mmu.py [--layers 24] [--quick]``; writes benchmarks/results/<name>.{json,png}.
 """
 
@@ -34,7 +35,7 @@ from common import (  # noqa: E402
     usable_cores,
 )
 from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, never_eot,  # noqa: E402
-                    results_name, run_variants, spec_from_args)
+                    ratios_by_round, results_name, run_variants, spec_from_args)
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast")
 
@@ -170,9 +171,8 @@ def report(args, spec, config, tokens, repeat, threads, variants, results, bundl
         kind = "official" if v == "official" else ("cached" if v == "cached" else "runtime")
         r["gflops_per_s"] = fl[kind].total / (r["total_ms"] * 1e-3) / 1e9
         if ref is not None:
-            ratios[v] = {"tokens_per_s": r["tokens_per_s"] / ref["tokens_per_s"],
-                         "decode_tokens_per_s": r["decode_tokens_per_s"] / ref["decode_tokens_per_s"],
-                         "ttft_speedup": ref["ttft_ms"] / r["ttft_ms"]}
+            ratios[v] = _speedups(ref, r)
+    by_round = ratios_by_round(results, _speedups)
     want = results.get("cached", {}).get("tokens")
     agreement = None
     if want:
@@ -183,9 +183,12 @@ def report(args, spec, config, tokens, repeat, threads, variants, results, bundl
     desc = (f"{spec.model} Show-o, {config.transformer.num_layers} layers, hidden {config.transformer.hidden_size}, "
             f"V={config.layout.vocab_size}, prompt {prompt_len} tokens (N={config.num_image_tokens}), {tokens} new "
             f"tokens, batch {args.batch}, {threads} threads")
-    print(f"MMU answer: {desc} (median of {repeat} runs)")
+    print(f"MMU answer: {desc} (median of {repeat} runs x {args.rounds} rounds)")
     print_table(["variant", "TTFT ms", "ms/token", "decode tok/s", "tok/s", "x official", "total ms", "peak RSS MB"],
                 rows)
+    if args.rounds > 1 and by_round:
+        print("tokens/s x official, round by round (paired):", "; ".join(
+            f"{v} {' / '.join(f'{x:.2f}' for x in by_round[v]['tokens_per_s'])}" for v in variants if v != "official"))
     if agreement:
         print("greedy tokens equal to 'cached':", ", ".join(f"{v} {a:.1%}" for v, a in agreement.items()))
     name = args.name or results_name("mmu", spec)
@@ -195,18 +198,27 @@ def report(args, spec, config, tokens, repeat, threads, variants, results, bundl
         "what": "MMU greedy answer: official recompute vs KV cache (torch) vs Runtime ORT fp32/int8 (accurate, fast)",
         "config": {"description": desc, "spec": spec.describe(), "showo_config": config.to_dict(),
                    "new_tokens": tokens, "prompt_len": prompt_len, "question_len": args.question_len,
-                   "batch": args.batch, "repeat": repeat, "warmup_runs": args.warmup, "threads": threads},
+                   "batch": args.batch, "repeat": repeat, "rounds": args.rounds, "warmup_runs": args.warmup,
+                   "threads": threads},
         "bundles": {p: {"path": str(b), "bytes": bundle_bytes(b)} for p, b in bundles.items()},
         "flops": {k: v.to_json() for k, v in fl.items()},
         "definitions": "TTFT = call start to the first token chosen (start of the 2nd model call / first decode_step); "
                        "decode tokens/s = (tokens - 1) / (total - TTFT); tokens/s = tokens / total",
-        "timings": results, "ratios_vs_official": ratios, "greedy_agreement_vs_cached": agreement,
+        "timings": results, "ratios_vs_official": ratios, "ratios_by_round": by_round,
+        "greedy_agreement_vs_cached": agreement,
         "command": " ".join(["python", "benchmarks/bench_mmu.py", *sys.argv[1:]]),
     }
     path = save_results(name, payload, args.out_dir)
     if not args.no_plot:
         plot(name, desc, variants, results, ratios, args.out_dir)
     print(f"wrote {path}")
+
+
+def _speedups(ref: dict[str, Any], r: dict[str, Any]) -> dict[str, float]:
+    """How many times the official way's throughput (whole answer, decoding) and first-token speed ``r`` has."""
+    return {"tokens_per_s": r["tokens_per_s"] / ref["tokens_per_s"],
+            "decode_tokens_per_s": r["decode_tokens_per_s"] / ref["decode_tokens_per_s"],
+            "ttft_speedup": ref["ttft_ms"] / r["ttft_ms"]}
 
 
 def plot(name: str, desc: str, variants: list[str], results: dict[str, Any], ratios: dict[str, Any],

@@ -11,7 +11,9 @@
 Per image: total ms, split into prefix, transformer steps, sampler (everything else in the loop)
 and VQ decode; speed-ups over ``official`` (ratios within this run); peak RSS. Every variant runs in
 its own process (clean peak RSS; a 24-layer model freed between variants). Timings are medians of
-``--repeat`` runs after ``--warmup`` one-step runs.
+``--repeat`` runs after ``--warmup`` one-step runs. ``--rounds R`` runs the whole list R times in
+rotated order and also reports each round's ratios (paired runs minutes apart: on a machine whose
+speed drifts, the spread shows it).
 
 Default: phi-1.5 width (hidden 2048, 32 heads, MLP 8192, vocabulary 58,498) with random weights at
 4 layers, T=18, N=256, text block 129 (L=387), guidance 1.75, official-width MAGVIT-v2 decoder.
@@ -37,8 +39,8 @@ from common import (  # noqa: E402
     Clock, median, peak_rss_mb, print_table, rss_mb, save_plot, save_results,
     usable_cores,
 )
-from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, results_name,  # noqa: E402
-                    run_variants, spec_from_args)
+from models import (ModelSpec, add_model_args, add_run_args, bundle_bytes, chosen_variants, ratios_by_round,  # noqa: E402
+                    results_name, run_variants, spec_from_args)
 
 VARIANTS = ("official", "cached", "ort-fp32", "ort-int8", "ort-int8-fast")
 STAGES = ("prefix_ms", "steps_ms", "sampler_ms", "vq_decode_ms")
@@ -203,10 +205,10 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
         r["steps_gflops_per_s"] = step_flops[kind] * steps / (r["steps_ms"] * 1e-3) / 1e9
         if kind != "official" and r["prefix_ms"] > 0:
             r["prefix_gflops_per_s"] = prefix_flops[kind] / (r["prefix_ms"] * 1e-3) / 1e9
+        r["per_step_ms"] = r["steps_ms"] / steps  # again: merged rounds take a median of steps_ms
         if ref is not None:
-            ratios[v] = {"speedup_total": ref["total_ms"] / r["total_ms"],
-                         "speedup_codes": ref["codes_ms"] / r["codes_ms"],
-                         "speedup_steps": ref["steps_ms"] / r["steps_ms"]}
+            ratios[v] = _speedups(ref, r)
+    by_round = ratios_by_round(results, _speedups)
     agreement = None
     if args.greedy and "cached" in results:
         want = np.array(results["cached"]["codes"])
@@ -220,9 +222,12 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
     desc = (f"{spec.model} Show-o, {config.transformer.num_layers} layers, hidden {config.transformer.hidden_size}, "
             f"V={config.layout.vocab_size}, N={config.num_image_tokens}, L={config.t2i_seq_len}, T={steps}, "
             f"CFG {args.guidance}, batch {args.batch}, {threads} threads, VQ {spec.vq}")
-    print(f"one T2I call: {desc} (median of {repeat} runs, ms)")
+    print(f"one T2I call: {desc} (median of {repeat} runs x {args.rounds} rounds, ms)")
     print_table(["variant", "total", "prefix", "steps", "per step", "sampler", "VQ dec", "x official",
                  "step GFLOP/s", "peak RSS MB"], rows)
+    if args.rounds > 1 and by_round:
+        print("x official, round by round (paired):", "; ".join(
+            f"{v} {' / '.join(f'{x:.2f}' for x in by_round[v]['speedup_total'])}" for v in variants if v != "official"))
     if agreement:
         print("greedy codes equal to 'cached':", ", ".join(f"{v} {a:.1%}" for v, a in agreement.items()))
     name = args.name or results_name("t2i", spec)
@@ -232,8 +237,8 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
         "what": "one T2I call (CFG MaskGIT + VQ decode): official recompute vs cached prefix vs Runtime ORT fp32/int8 "
                 "(accurate, fast)",
         "config": {"description": desc, "spec": spec.describe(), "showo_config": config.to_dict(), "steps": steps,
-                   "guidance_scale": args.guidance, "batch": args.batch, "repeat": repeat, "warmup_runs": args.warmup,
-                   "threads": threads, "greedy": args.greedy, "prompt_tokens": PROMPT_TOKENS},
+                   "guidance_scale": args.guidance, "batch": args.batch, "repeat": repeat, "rounds": args.rounds,
+                   "warmup_runs": args.warmup, "threads": threads, "greedy": args.greedy, "prompt_tokens": PROMPT_TOKENS},
         "bundles": {p: {"path": str(b), "bytes": bundle_bytes(b)} for p, b in bundles.items()},
         "flops": {"image_official": fl["official"].to_json(), "image_cached": fl["cached"].to_json(),
                   "image_runtime": fl["runtime"].to_json(), "step_official": step_flops["official"],
@@ -243,13 +248,20 @@ def report(args, spec, config, steps, repeat, threads, variants, results, bundle
         "stages": "prefix = t2i_prefix graph / first hidden_states call (official: none, it recomputes); steps = "
                   "transformer calls of the loop; sampler = the rest of the loop (CFG mix, softmax, sampling, "
                   "re-masking, glue); vq_decode = codes -> pixels. total = codes + VQ decode.",
-        "timings": results, "ratios_vs_official": ratios, "greedy_agreement_vs_cached": agreement,
+        "timings": results, "ratios_vs_official": ratios, "ratios_by_round": by_round,
+        "greedy_agreement_vs_cached": agreement,
         "command": " ".join(["python", "benchmarks/bench_t2i.py", *sys.argv[1:]]),
     }
     path = save_results(name, payload, args.out_dir)
     if not args.no_plot:
         plot(name, desc, variants, results, ratios, args.out_dir)
     print(f"wrote {path}")
+
+
+def _speedups(ref: dict[str, Any], r: dict[str, Any]) -> dict[str, float]:
+    """How many times faster than the official way ``r`` is: whole call, code generation, transformer steps."""
+    return {"speedup_total": ref["total_ms"] / r["total_ms"], "speedup_codes": ref["codes_ms"] / r["codes_ms"],
+            "speedup_steps": ref["steps_ms"] / r["steps_ms"]}
 
 
 def _vq_flops(spec: ModelSpec, config, batch: int) -> float | None:

@@ -139,6 +139,10 @@ def add_run_args(parser: argparse.ArgumentParser, prefix: str, variants: Sequenc
                  quick_help: str) -> None:
     """The run flags bench_t2i and bench_mmu share: repeats, warm-up, threads, variants, output."""
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per variant (default 3; 1 at >= 24 layers)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the variant list this many times, each round in rotated order and each variant in a "
+                             "fresh process; ratios are also reported round by round (paired runs minutes apart, "
+                             "for machines whose speed drifts) (default 1)")
     parser.add_argument("--warmup", type=int, default=1, help=warmup_help)
     parser.add_argument("--threads", type=int, default=None, help="torch / ONNX Runtime threads (default all cores)")
     parser.add_argument("--variants", default=",".join(variants), help=f"comma list from {','.join(variants)}")
@@ -167,21 +171,57 @@ def run_variants(script: str, tag: str, spec: ModelSpec, args: argparse.Namespac
                  base: dict[str, Any], summary: Callable[[dict[str, Any]], str]) -> tuple[dict, dict]:
     """Each variant in its own process (``script --child``); ort-* variants get their bundle, exported once.
 
+    With ``args.rounds`` > 1 the list runs that many times, rotated by one variant per round (with two
+    variants: A B, B A, A B), and each variant's rounds are merged by :func:`merge_rounds`.
     Returns (results by variant, bundles by precision).
     """
     from common import run_child  # scripts put benchmarks/ on sys.path, as for this module
 
+    rounds = args.rounds
+    if rounds < 1:
+        raise SystemExit(f"--rounds must be >= 1; got {rounds}")
     kinds = tuple(k for k in BUNDLE_KINDS if f"ort-{k}" in variants)
     bundles = ensure_bundles(spec, kinds, args.cache_dir) if kinds else {}
-    results: dict[str, dict[str, Any]] = {}
-    for v in variants:
-        params = {**base, "variant": v}
-        if v.startswith("ort-"):
-            params["bundle"] = str(bundles[v[4:]])
-        print(f"[{tag}] {v} ...", file=sys.stderr, flush=True)
-        results[v] = run_child(script, params)
-        print(f"[{tag}] {v}: {summary(results[v])}", file=sys.stderr, flush=True)
-    return results, bundles
+    by_round: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for i in range(rounds):
+        for v in variants[i % len(variants):] + variants[:i % len(variants)]:
+            params = {**base, "variant": v}
+            if v.startswith("ort-"):
+                params["bundle"] = str(bundles[v[4:]])
+            label = f"{v} (round {i + 1}/{rounds})" if rounds > 1 else v
+            print(f"[{tag}] {label} ...", file=sys.stderr, flush=True)
+            by_round[v].append(run_child(script, params))
+            print(f"[{tag}] {label}: {summary(by_round[v][-1])}", file=sys.stderr, flush=True)
+    return {v: merge_rounds(by_round[v]) for v in variants}, bundles
+
+
+def merge_rounds(rounds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's results over rounds: every timed figure (a key of its runs) is the median over all
+    rounds' runs, ``peak_rss_mb`` the largest, ``load_s`` the median; ``rounds`` keeps each round's own
+    medians (what :func:`ratios_by_round` pairs). Other keys come from the first round."""
+    from common import median
+
+    timed = list(rounds[0]["runs"][0])
+    runs = [run for r in rounds for run in r["runs"]]
+    out = dict(rounds[0])
+    out.update({k: median([run[k] for run in runs]) for k in timed})
+    out.update(runs=runs, peak_rss_mb=max(r["peak_rss_mb"] for r in rounds),
+               load_s=median([r["load_s"] for r in rounds]), rounds=[{k: r[k] for k in timed} for r in rounds])
+    return out
+
+
+def ratios_by_round(results: dict[str, dict[str, Any]],
+                    ratio: Callable[[dict[str, Any], dict[str, Any]], dict[str, float]]) -> dict[str, dict[str, list]]:
+    """``ratio(official_round, variant_round)`` for each round, per variant: ratios of runs made minutes
+    apart, so a drifting machine shows as spread instead of hiding in one ratio. Empty without 'official'."""
+    ref = results.get("official")
+    if ref is None:
+        return {}
+    out: dict[str, dict[str, list]] = {}
+    for v, r in results.items():
+        pairs = [ratio(a, b) for a, b in zip(ref["rounds"], r["rounds"])]
+        out[v] = {k: [p[k] for p in pairs] for k in pairs[0]}
+    return out
 
 
 def spec_from_args(args: argparse.Namespace, **overrides: Any) -> ModelSpec:

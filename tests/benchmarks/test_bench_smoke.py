@@ -65,6 +65,27 @@ def test_mmu_torch_variants(tmp_path):
     assert data["greedy_agreement_vs_cached"]["official"] == 1.0
 
 
+def test_t2i_rounds_pair_the_ratios(tmp_path):
+    data = run("bench_t2i.py", "--variants", "official,cached", "--steps", "2", "--warmup", "0", "--rounds", "2",
+               tmp=tmp_path)
+    assert data["config"]["rounds"] == 2
+    for r in data["timings"].values():
+        assert len(r["runs"]) == 2 and len(r["rounds"]) == 2  # --repeat 1 in each of two rounds
+        assert r["total_ms"] == pytest.approx(sum(run["total_ms"] for run in r["runs"]) / 2)  # median of two
+        assert r["per_step_ms"] == pytest.approx(r["steps_ms"] / 2)
+    ref, cached = data["timings"]["official"], data["timings"]["cached"]
+    want = [a["total_ms"] / b["total_ms"] for a, b in zip(ref["rounds"], cached["rounds"])]
+    assert data["ratios_by_round"]["cached"]["speedup_total"] == pytest.approx(want)
+
+
+def test_mmu_rounds_pair_the_ratios(tmp_path):
+    data = run("bench_mmu.py", "--variants", "official,cached", "--tokens", "3", "--warmup", "0", "--rounds", "2",
+               tmp=tmp_path)
+    assert data["config"]["rounds"] == 2
+    assert all(len(r["runs"]) == 2 for r in data["timings"].values())
+    assert len(data["ratios_by_round"]["cached"]["tokens_per_s"]) == 2
+
+
 def test_cuda_bench_dry_run_on_the_cpu(tmp_path):
     """bench_cuda.py's logic, on the CPU at toy size (the GPU figures come from a CUDA machine)."""
     toy = TOY[:TOY.index("--threads")]  # torch's threads are not this script's business
