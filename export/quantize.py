@@ -41,6 +41,9 @@ from .weights import PAGE, THRESHOLD, TensorReader, point_at
 MS_DOMAIN = "com.microsoft"
 #: int8 schemes (see the module docstring); the first is the default.
 INT8_SCHEMES = ("accurate", "fast")
+#: Initializer suffixes of a quantized weight ``w``: its int8 part and scale, then (accurate scheme)
+#: the int8 residual and its scale; the fast scheme writes the first two.
+WEIGHT_PARTS = ("_int8", "_scale", "_int8_residual", "_scale_residual")
 
 
 def quantize_targets(graph: onnx.GraphProto) -> set[str]:
@@ -71,7 +74,7 @@ def split_weight(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
 def _fast_product(x: str, w: str, out: str, bias: str | None, name: str) -> list[onnx.NodeProto]:
     """``out = x @ w (+ bias)`` as one DynamicQuantizeMatMul (it quantizes ``x`` itself)."""
-    inputs = [x, w + "_int8", w + "_scale"] + (["", bias] if bias else [])
+    inputs = [x, w + WEIGHT_PARTS[0], w + WEIGHT_PARTS[1]] + (["", bias] if bias else [])
     return [helper.make_node("DynamicQuantizeMatMul", inputs, [out], name=name, domain=MS_DOMAIN)]
 
 
@@ -95,7 +98,7 @@ def _accurate_product(x: str, w: str, out: str, bias: str | None, name: str,
                              name=f"{name}/quantize_residual"),
         ]
     a, p = shared[x], f"{out}/int8_"
-    q1, s1, q2, s2 = w + "_int8", w + "_scale", w + "_int8_residual", w + "_scale_residual"
+    q1, s1, q2, s2 = (w + suffix for suffix in WEIGHT_PARTS)
 
     def product(part: str, q: str, s: str, result: str, with_bias: bool) -> onnx.NodeProto:
         inputs = [a + part, q, a + part + "_scale", s, a + part + "_zero_point"] + (["", bias] if with_bias else [])
@@ -153,16 +156,12 @@ def quantize_int8(src: Path, dst: Path, scheme: str = INT8_SCHEMES[0]) -> int:
             for t in graph.initializer:
                 dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
                 w = np.frombuffer(reader.raw(t), dtype=dtype).reshape(tuple(t.dims))
-                if t.name in targets and scheme == "fast":
-                    q, scale = quantize_weight(w)
-                    put(t.name + "_int8", q)
-                    put(t.name + "_scale", scale)
-                elif t.name in targets:
-                    for suffix, array in zip(("_int8", "_scale", "_int8_residual", "_scale_residual"),
-                                             split_weight(w)):
-                        put(t.name + suffix, array)
-                else:
+                if t.name not in targets:
                     put(t.name, w)
+                    continue
+                parts = quantize_weight(w) if scheme == "fast" else split_weight(w)
+                for suffix, array in zip(WEIGHT_PARTS, parts):  # fast: the first two suffixes
+                    put(t.name + suffix, array)
         os.replace(tmp, dst.parent / data_name)
     finally:
         reader.close()
